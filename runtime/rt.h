@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * rt.h: the secondsite actor runtime, the manual.
+ *
+ * One process (a node) runs one libev loop. Roles are actors: each owns a
+ * mailbox, handles one message at a time to completion, and talks to other
+ * actors only by posting messages. Links to other nodes are mutual-TLS
+ * connections carrying frames (an Envelope header + raw payload); a link
+ * delivers each received frame to its owner actor as a message. Every chart
+ * transition is appended to the node's trace file.
+ *
+ * Memory is bounded: messages come from a slot pool and payloads from a
+ * byte-budgeted buffer pool, both sized from the node's configuration. A full
+ * pool is back-pressure (RT_AGAIN), never an unbounded queue.
+ *
+ * Ownership: the caller owns what it allocates unless a function says it
+ * takes ownership. A posted message belongs to the runtime; the handler sees
+ * it as const and must not keep pointers into it after returning, except
+ * buffers it takes a reference on with rt_buf_ref().
+ */
+#ifndef RT_H
+#define RT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+/* ---- return codes ------------------------------------------------------ */
+
+enum {
+    RT_OK = 0,     /* done */
+    RT_ERR = -1,   /* failed; the reason was logged or is in an error string */
+    RT_AGAIN = -2, /* a pool or a queue is full: try again on RT_SIG_RESUME */
+};
+
+#define RT_PROTO_VERSION 1u         /* link protocol version sent in Hello */
+#define RT_MSG_INLINE    1024u      /* inline bytes in one message slot */
+#define RT_NAME_MAX      64u        /* node, actor and pair names, with NUL */
+#define RT_MAX_PAYLOAD   (16u << 20) /* hard ceiling for one frame's payload */
+#define RT_MAX_HEADER    2048u      /* hard ceiling for one encoded Envelope */
+
+/* role bits, as carried in Hello.roles and configured in [node] roles */
+enum {
+    RT_ROLE_AGENT = 1u << 0,
+    RT_ROLE_PS = 1u << 1,
+    RT_ROLE_CS = 1u << 2,
+    RT_ROLE_MT = 1u << 3,
+};
+
+typedef struct rt_node rt_node_t;
+typedef struct rt_actor rt_actor_t;
+typedef struct rt_msg rt_msg_t;
+typedef struct rt_buf rt_buf_t;
+typedef struct rt_timer rt_timer_t;
+typedef struct rt_link rt_link_t;
+typedef struct rt_conf rt_conf_t;
+typedef struct rt_trace rt_trace_t;
+typedef struct rt_tls rt_tls_t;
+
+/* ---- logging (rt_log.c) -------------------------------------------------- */
+
+typedef enum { RT_LOG_ERR = 0, RT_LOG_WARN, RT_LOG_INFO, RT_LOG_DEBUG } rt_log_level_t;
+
+/*! rt_log_setup() : prefix every line with "PROG[NODE]" and drop lines above
+ *  @level. Lines go to stderr, one per call, written with one write(2). */
+void rt_log_setup(const char *prog, const char *node, rt_log_level_t level);
+/*! rt_log() : one line "PROG[NODE]: level: message" on stderr. */
+void rt_log(rt_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*! rt_log_level_parse() : "err|warn|info|debug" -> level. @return RT_ERR if unknown */
+int rt_log_level_parse(const char *s, rt_log_level_t *out);
+
+/* ---- time (rt_time.c) ---------------------------------------------------- */
+
+uint64_t rt_now_us(void);  /* wall clock (CLOCK_REALTIME), µs since the epoch */
+uint64_t rt_mono_us(void); /* monotonic clock, µs */
+
+/* ---- buffers (rt_pool.c) ------------------------------------------------- */
+
+/* A reference-counted byte buffer from the node's budgeted pool. Sizes are
+ * rounded up to a power of two (4 KiB minimum); freed buffers are kept on a
+ * free list per size class and reused. */
+struct rt_buf {
+    uint32_t refs;    /* references; the buffer returns to the pool at 0 */
+    uint32_t cap;     /* usable bytes in data[] */
+    uint32_t len;     /* bytes in use, set by the producer */
+    uint32_t cls;     /* size class, private to the pool */
+    rt_node_t *node;  /* pool owner */
+    rt_buf_t *next;   /* free-list link, private to the pool */
+    uint8_t data[];   /* cap bytes */
+};
+
+/*! rt_buf_alloc() : a buffer of at least @cap bytes with refs = 1, len = 0.
+ *  @return NULL when the node's buffer budget is exhausted (back-pressure:
+ *  retry on RT_SIG_RESUME) or @cap exceeds RT_MAX_PAYLOAD + RT_MAX_HEADER. */
+rt_buf_t *rt_buf_alloc(rt_node_t *node, size_t cap);
+void rt_buf_ref(rt_buf_t *b);   /* take one more reference */
+void rt_buf_unref(rt_buf_t *b); /* drop one reference; NULL is a no-op */
+/*! rt_buf_stats() : bytes currently allocated and the budget, for status. */
+void rt_buf_stats(const rt_node_t *node, size_t *used, size_t *budget);
+
+/* ---- messages and actors (rt_actor.c) ------------------------------------ */
+
+/* Runtime signals. Tags below RT_SIG_USER are the runtime's; a frame received
+ * on a link is delivered with tag = the Envelope body's field number (10..),
+ * which is why RT_SIG_USER is above every protobuf body tag. Who posts what: */
+enum {
+    RT_SIG_NONE = 0,
+    RT_SIG_START = 1,     /* runtime, once, when the node starts running */
+    RT_SIG_STOP = 2,      /* runtime, on SIGTERM/SIGINT: finish and call rt_actor_stopped() */
+    RT_SIG_CRON = 3,      /* runtime, every cron period of the actor */
+    RT_SIG_TIMER = 4,     /* rt_timer_t with the default tag */
+    RT_SIG_RESUME = 5,    /* runtime, when a pool that refused this actor has room again */
+    RT_SIG_LINK_UP = 6,   /* link, hello done; m->link, m->data = ss_Hello of the peer */
+    RT_SIG_LINK_DOWN = 7, /* link, it left the up state; m->link */
+    RT_SIG_LINK_WRITABLE = 8, /* link, its send queue fell below the low-water mark */
+    /* 10..999: frames, tag = Envelope body field number; m->data = ss_Envelope */
+    RT_SIG_USER = 1000,   /* first tag free for actor-to-actor messages */
+};
+
+/* A message. m->data holds up to RT_MSG_INLINE bytes (len of them valid);
+ * bulk data rides in m->buf, which the message owns one reference on. */
+struct rt_msg {
+    rt_msg_t *next;       /* mailbox link, private to the runtime */
+    rt_actor_t *from;     /* sender actor, or NULL for the runtime */
+    rt_link_t *link;      /* the link a frame or link signal concerns, or NULL */
+    rt_buf_t *buf;        /* payload, or NULL; released after the handler */
+    uint64_t u64;         /* small argument (a sequence number, a timer id) */
+    uint32_t tag;         /* signal: RT_SIG_*, frame body tag, or actor-defined */
+    uint32_t len;         /* valid bytes in data[] */
+    uint8_t flags;        /* private to the runtime */
+    _Alignas(16) uint8_t data[RT_MSG_INLINE];
+};
+
+typedef void (*rt_dispatch_fn)(rt_actor_t *me, const rt_msg_t *m);
+
+/* The runtime's part of an actor: embed it FIRST in the role's private struct
+ * and recover the role with a cast (QP style). */
+struct rt_actor {
+    rt_node_t *node;        /* the node this actor runs on */
+    char name[RT_NAME_MAX]; /* "agent", "link:secondary", ... (traces, logs) */
+    rt_dispatch_fn dispatch;/* the handler, one call per message */
+    rt_msg_t *head, *tail;  /* mailbox, FIFO */
+    uint32_t queued;        /* messages in the mailbox */
+    rt_actor_t *next_ready; /* run-queue link, private */
+    rt_actor_t *next_all;   /* node's actor list, private */
+    bool ready;             /* on the run queue, private */
+    bool wants_resume;      /* a pool refused it; RT_SIG_RESUME pending, private */
+    bool stopped;           /* rt_actor_stopped() was called */
+    ev_timer cron;          /* the periodic RT_SIG_CRON, private */
+    rt_msg_t *cron_msg;     /* preallocated cron message, private */
+};
+
+/*! rt_actor_init() : register @me on @node with @name and @dispatch. The actor
+ *  receives RT_SIG_START when the node runs (or at once if it already runs).
+ *  @return RT_ERR if the message pool cannot hold its preallocated slots. */
+int rt_actor_init(rt_actor_t *me, rt_node_t *node, const char *name, rt_dispatch_fn dispatch);
+/*! rt_actor_fini() : stop its cron, drop its queued messages, unregister. */
+void rt_actor_fini(rt_actor_t *me);
+/*! rt_actor_cron() : deliver RT_SIG_CRON every @period_s seconds (0 stops). */
+void rt_actor_cron(rt_actor_t *me, double period_s);
+/*! rt_actor_stopped() : tell the runtime @me finished its RT_SIG_STOP work;
+ *  the node exits its loop once every actor has said so (or on a deadline). */
+void rt_actor_stopped(rt_actor_t *me);
+
+/*! rt_msg_new() : a message slot with @tag, len 0, no buf, for the caller to
+ *  fill and hand to rt_msg_post(). @return NULL when the slot pool is full
+ *  (back-pressure; @requester, if not NULL, gets RT_SIG_RESUME later). */
+rt_msg_t *rt_msg_new(rt_node_t *node, rt_actor_t *requester, uint32_t tag);
+/*! rt_msg_post() : queue @m to @to. Takes ownership of @m (and its buf). */
+void rt_msg_post(rt_actor_t *to, rt_msg_t *m);
+/*! rt_msg_free() : return an unposted message (and its buf) to the pool. */
+void rt_msg_free(rt_msg_t *m);
+/*! rt_post() : copy @len bytes of @data into a new message and post it.
+ *  Takes ownership of @buf (may be NULL) only on RT_OK.
+ *  @return RT_OK, RT_AGAIN when the pool is full (@from gets RT_SIG_RESUME),
+ *  RT_ERR when @len > RT_MSG_INLINE. */
+int rt_post(rt_actor_t *to, rt_actor_t *from, uint32_t tag, const void *data, size_t len,
+            rt_buf_t *buf);
+
+/* ---- timers (rt_timer.c) -------------------------------------------------- */
+
+/* A one-shot or repeating timer that posts a preallocated message to its
+ * owner (never more than one pending at a time, so it never fails). */
+struct rt_timer {
+    ev_timer w;         /* embedded libev watcher, private */
+    rt_actor_t *owner;  /* receives the message */
+    uint32_t tag;       /* RT_SIG_TIMER or an actor-defined tag */
+    uint64_t id;        /* copied to m->u64, to tell timers apart */
+    rt_msg_t *msg;      /* preallocated, private */
+    bool pending;       /* msg is in the mailbox, private */
+};
+
+/*! rt_timer_init() : bind @t to @owner. @return RT_ERR if no slot is free. */
+int rt_timer_init(rt_timer_t *t, rt_actor_t *owner, uint32_t tag, uint64_t id);
+void rt_timer_start(rt_timer_t *t, double after_s, double repeat_s);
+void rt_timer_stop(rt_timer_t *t);
+bool rt_timer_active(const rt_timer_t *t);
+void rt_timer_fini(rt_timer_t *t); /* stop and release the slot */
+
+/* ---- trace (rt_trace.c) --------------------------------------------------- */
+
+/* One record of a chart transition; strings are copied and truncated to the
+ * sizes of proto/trace.options. NULL strings are empty. */
+typedef struct rt_trace_rec {
+    const char *actor, *machine, *from, *event, *to, *detail;
+    const char *peer, *pair;  /* optional */
+    int64_t clock_offset_us;  /* optional, with peer */
+    bool refused;
+} rt_trace_rec_t;
+
+/*! rt_trace_open() : append to @path (created 0640), rotating to @path.1 ..
+ *  @path.@keep when it passes @max_bytes. @return NULL and logs on failure. */
+rt_trace_t *rt_trace_open(const char *path, const char *node, uint64_t max_bytes, int keep);
+void rt_trace_close(rt_trace_t *t);
+/*! rt_trace_emit() : append one TraceEvent (time now, next seq). Never blocks
+ *  on a full disk: a failed write is counted and logged once per minute. */
+void rt_trace_emit(rt_trace_t *t, const rt_trace_rec_t *r);
+/*! rt_node_trace() : the node's trace (NULL if none): charts emit through it. */
+rt_trace_t *rt_node_trace(rt_node_t *node);
+
+/* ---- charts (runtime side of fsm/*.rl) ------------------------------------ */
+
+/* The common state of every chart instance. Each chart's generated file
+ * defines NAME_init(), NAME_exec(), NAME_state_name(), NAME_event_name(). */
+typedef struct rt_chart {
+    int cs;                  /* Ragel current state */
+    const char *machine;     /* "link", "pair", ... */
+    rt_actor_t *actor;       /* whose transitions these are (trace, logs) */
+    const char *detail;      /* set by the caller before exec, traced */
+    const char *peer, *pair; /* optional trace context */
+} rt_chart_t;
+
+/*! rt_chart_trace() : trace one transition (or a refusal, @to == NULL) and log
+ *  a refusal on one line. Called by the generated exec functions. */
+void rt_chart_trace(const rt_chart_t *c, const char *from, const char *event, const char *to);
+
+/* ---- configuration (rt_conf.c) -------------------------------------------- */
+
+/*! rt_conf_load() : read and validate an INI file against the schema of every
+ *  known section and key. Errors: one line "FILE:LINE: [SECTION] KEY: what is
+ *  wrong" in @err. @return NULL on error. */
+rt_conf_t *rt_conf_load(const char *path, char *err, size_t errlen);
+void rt_conf_free(rt_conf_t *c);
+/*! lookups: @section is the full section name ("node", "peer secondary").
+ *  They return the schema's default when the key is absent. */
+const char *rt_conf_str(const rt_conf_t *c, const char *section, const char *key);
+uint64_t rt_conf_u64(const rt_conf_t *c, const char *section, const char *key);
+double rt_conf_double(const rt_conf_t *c, const char *section, const char *key);
+bool rt_conf_bool(const rt_conf_t *c, const char *section, const char *key);
+/*! rt_conf_path() : a path value resolved against the config file's folder. */
+const char *rt_conf_path(const rt_conf_t *c, const char *section, const char *key, char *out,
+                         size_t outlen);
+/*! rt_conf_each() : call @fn for every section whose type is @type ("peer",
+ *  "disk", ...), with the section's full name and its NAME part. */
+void rt_conf_each(const rt_conf_t *c, const char *type,
+                  void (*fn)(void *arg, const char *section, const char *name), void *arg);
+/*! rt_conf_file() : the path it was loaded from. */
+const char *rt_conf_file(const rt_conf_t *c);
+/*! rt_parse_size() : "64M", "1G", "4096" -> bytes. @return RT_ERR if bad. */
+int rt_parse_size(const char *s, uint64_t *out);
+/*! rt_parse_addr() : "127.0.0.1:7400" -> numeric IPv4/IPv6 address and port,
+ *  no name lookup (static builds have no NSS). @return RT_ERR if bad. */
+struct sockaddr_storage;
+int rt_parse_addr(const char *s, struct sockaddr_storage *out, unsigned *addrlen);
+
+/* ---- TLS (rt_tls.c: the only file that includes wolfSSL) ------------------ */
+
+/*! rt_tls_ctx_new() : a TLS 1.3-only context with mutual authentication:
+ *  @ca verifies the peer, @cert/@key identify us. @server chooses the role.
+ *  @return NULL with a one-line reason in @err. */
+rt_tls_t *rt_tls_ctx_new(const char *ca, const char *cert, const char *key, bool server,
+                         char *err, size_t errlen);
+void rt_tls_ctx_free(rt_tls_t *t);
+
+/* ---- links (rt_link.c, rt_frame.c; chart fsm/link.rl) --------------------- */
+
+typedef struct rt_link_conf {
+    const char *peer_name;   /* expected peer CN; NULL accepts any CN of the site CA */
+    double hb_interval_s;    /* heartbeat period (default 1 s) */
+    double hb_timeout_s;     /* no frame for this long: the link is down (default 5 s) */
+    double backoff_min_s;    /* first reconnect delay (default 0.1 s) */
+    double backoff_max_s;    /* reconnect delay ceiling (default 5 s) */
+    size_t sndq_high;        /* bytes queued before rt_link_send says RT_AGAIN */
+    uint32_t max_payload;    /* largest payload accepted (<= RT_MAX_PAYLOAD) */
+} rt_link_conf_t;
+
+/*! rt_link_connect() : an outbound link to @addr, owned by @owner, that
+ *  reconnects by itself with exponential backoff and jitter. */
+rt_link_t *rt_link_connect(rt_node_t *node, rt_actor_t *owner, rt_tls_t *tls, const char *addr,
+                           const rt_link_conf_t *lc);
+/*! rt_listener_new() : accept links on @addr; each accepted link is owned by
+ *  @owner (which sees RT_SIG_LINK_UP once the hello is done). */
+typedef struct rt_listener rt_listener_t;
+rt_listener_t *rt_listener_new(rt_node_t *node, rt_actor_t *owner, rt_tls_t *tls,
+                               const char *addr, const rt_link_conf_t *lc);
+void rt_listener_free(rt_listener_t *l);
+/*! rt_link_send() : queue one frame: @env (an ss_Envelope, whose payload_len
+ *  is set from @payload_len) and @payload_len bytes of @payload, taking one
+ *  reference on @payload (may be NULL). @return RT_OK, RT_AGAIN when the
+ *  send queue is above its high-water mark (wait for RT_SIG_LINK_WRITABLE),
+ *  RT_ERR when the link is not up. */
+struct _ss_Envelope;
+int rt_link_send(rt_link_t *l, const struct _ss_Envelope *env, rt_buf_t *payload,
+                 uint32_t payload_len);
+/*! rt_link_close() : close for good (chart -> closed) and free at the next turn. */
+void rt_link_close(rt_link_t *l);
+const char *rt_link_peer(const rt_link_t *l);      /* peer node name, or "" */
+const char *rt_link_state(const rt_link_t *l);     /* chart state name */
+int64_t rt_link_clock_offset_us(const rt_link_t *l);
+bool rt_link_is_up(const rt_link_t *l);
+void *rt_link_user(const rt_link_t *l);            /* owner's per-link pointer */
+void rt_link_set_user(rt_link_t *l, void *user);
+
+/* ---- node (rt_node.c) ----------------------------------------------------- */
+
+/*! rt_node_new() : a node named @name with the budgets of @conf ([node]
+ *  memory, msg_slots; [trace] file, max, keep). Installs SIGTERM/SIGINT
+ *  handlers that post RT_SIG_STOP to every actor. @return NULL and logs. */
+rt_node_t *rt_node_new(const char *name, const rt_conf_t *conf);
+void rt_node_free(rt_node_t *node);
+struct ev_loop *rt_node_loop(rt_node_t *node);
+const char *rt_node_name(const rt_node_t *node);
+const rt_conf_t *rt_node_conf(const rt_node_t *node);
+/*! rt_node_run() : post RT_SIG_START to every actor and run the loop until
+ *  every actor has stopped. @return RT_OK, or RT_ERR if the stop deadline
+ *  (10 s) passed first. */
+int rt_node_run(rt_node_t *node);
+/*! rt_node_stop() : post RT_SIG_STOP to every actor (what SIGTERM does). */
+void rt_node_stop(rt_node_t *node);
+
+#endif /* RT_H */
