@@ -68,7 +68,7 @@ NODE_SRC  := $(filter-out nodes/noded.c,$(wildcard nodes/*/*.c))
 LIB_SRC   := $(RT_SRC) $(NODE_SRC)
 NODED_SRC := nodes/noded.c
 CTL_SRC   := $(wildcard tools/nodectl/*.c)
-TRC_SRC   := $(wildcard tools/nodetrace/*.c)
+TRC_SRC   := $(wildcard tools/nodetrace/*.c) gen/nodetrace/assets.c
 UNIT_SRC  := $(wildcard tests/runtime/test_*.c tests/nodes/test_*.c tests/fsm/test_*.c \
                         tests/proto/test_*.c tests/tools/test_*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
@@ -91,7 +91,7 @@ vpath fuzz_%.c tests/fuzz
 .PHONY: all deps gen check test unit unit-san fuzz-smoke integration test-mem \
         test-fault fuzz bench demo clean fsm-dot
 
-all: $(PROGS)
+all: $(PROGS) fsm-dot
 
 # ---- deps -------------------------------------------------------------------
 
@@ -113,15 +113,25 @@ deps:
 
 gen: $(GEN_C)
 
+# generated files are never intermediate: make must not delete them (the .pb.h
+# is a by-product of the .pb.c rule)
+.SECONDARY: $(PB_C) $(PB_H) $(FSM_C)
+
 gen/proto/%.pb.c gen/proto/%.pb.h: proto/%.proto $(wildcard proto/%.options)
 	@mkdir -p gen/proto
 	@echo "  NANOPB  $<"
 	$(Q)nanopb_generator.py -q -I proto -D gen/proto $< >/dev/null
 
-gen/fsm/%.c: fsm/%_exec.rl fsm/%.rl
+gen/fsm/%.c: fsm/%_exec.rl fsm/%.rl proto/fsm.proto
 	@mkdir -p gen/fsm
 	@echo "  RAGEL   $<"
 	$(Q)ragel -G2 -I fsm -o $@ $<
+
+# nodetrace's page template (tools/nodetrace/assets/), embedded as C arrays
+gen/nodetrace/assets.c: tools/nodetrace/embed.sh $(wildcard tools/nodetrace/assets/*)
+	@mkdir -p gen/nodetrace
+	@echo "  EMBED   $@"
+	$(Q)sh tools/nodetrace/embed.sh $@ $(wildcard tools/nodetrace/assets/*)
 
 fsm-dot: $(patsubst fsm/%_exec.rl,$(BUILD)/fsm/%.svg,$(CHARTS))
 
@@ -201,6 +211,14 @@ $(BUILD)/it-bin/%: $(BUILD)/n/tests/integration/%.o $(LIB_N)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LIBS)
 
+# benchmark helper programs: tools/bench/NAME.c -> $(BUILD)/bench-bin/NAME
+BENCH_C   := $(wildcard tools/bench/*.c)
+BENCH_BIN := $(patsubst tools/bench/%.c,$(BUILD)/bench-bin/%,$(BENCH_C))
+$(BUILD)/bench-bin/%: $(BUILD)/n/tools/bench/%.o $(LIB_N)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(LIBS)
+
 # ---- tests ------------------------------------------------------------------
 
 unit: $(UNIT_N)
@@ -213,7 +231,7 @@ unit-san: $(UNIT_S)
 fuzz-smoke: $(FUZZ_BIN)
 	@BUILD=$(BUILD) tests/run-fuzz 5 $(FUZZ_BIN)
 
-integration: $(PROGS) $(IT_BIN)
+integration: $(PROGS) $(IT_BIN) $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/run-integration $(INTEG)
 
 check: deps
@@ -237,7 +255,7 @@ fuzz: $(FUZZ_BIN)
 	@BUILD=$(BUILD) tests/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@BUILD=$(BUILD) tools/bench/run
 
 demo: deps
@@ -245,6 +263,6 @@ demo: deps
 	@BUILD=$(BUILD) tools/demo
 
 clean:
-	rm -rf $(BUILD) gen/proto gen/fsm
+	rm -rf $(BUILD) gen/proto gen/fsm gen/nodetrace
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -40,7 +40,7 @@ enum {
 #define RT_MSG_INLINE    1024u      /* inline bytes in one message slot */
 #define RT_NAME_MAX      64u        /* node, actor and pair names, with NUL */
 #define RT_MAX_PAYLOAD   (16u << 20) /* hard ceiling for one frame's payload */
-#define RT_MAX_HEADER    2048u      /* hard ceiling for one encoded Envelope */
+#define RT_MAX_HEADER    4096u      /* hard ceiling for one encoded Envelope */
 
 /* role bits, as carried in Hello.roles and configured in [node] roles */
 enum {
@@ -100,6 +100,13 @@ void rt_buf_ref(rt_buf_t *b);   /* take one more reference */
 void rt_buf_unref(rt_buf_t *b); /* drop one reference; NULL is a no-op */
 /*! rt_buf_stats() : bytes currently allocated and the budget, for status. */
 void rt_buf_stats(const rt_node_t *node, size_t *used, size_t *budget);
+/*! rt_buf_alloc_for() : rt_buf_alloc() on behalf of @requester, which gets
+ *  RT_SIG_RESUME once the pool has room for @cap again. @return NULL as
+ *  rt_buf_alloc(); a @cap that can never fit the budget gets no RESUME. */
+rt_buf_t *rt_buf_alloc_for(rt_node_t *node, rt_actor_t *requester, size_t cap);
+/*! rt_buf_trim() : free the buffers kept on the free lists (the node does it
+ *  by itself when the pool was idle for a few seconds, to keep RSS small). */
+void rt_buf_trim(rt_node_t *node);
 
 /* ---- messages and actors (rt_actor.c) ------------------------------------ */
 
@@ -149,6 +156,7 @@ struct rt_actor {
     bool ready;             /* on the run queue, private */
     bool wants_resume;      /* a pool refused it; RT_SIG_RESUME pending, private */
     bool stopped;           /* rt_actor_stopped() was called */
+    uint8_t waits;          /* which pools refused it, RESUME pending (bits), private */
     ev_timer cron;          /* the periodic RT_SIG_CRON, private */
     rt_msg_t *cron_msg;     /* preallocated cron message, private */
 };
@@ -221,7 +229,7 @@ void rt_trace_emit(rt_trace_t *t, const rt_trace_rec_t *r);
 /*! rt_node_trace() : the node's trace (NULL if none): charts emit through it. */
 rt_trace_t *rt_node_trace(rt_node_t *node);
 
-/* ---- charts (runtime side of fsm/*.rl) ------------------------------------ */
+/* ---- charts (runtime side of the fsm/ charts) ----------------------------- */
 
 /* The common state of every chart instance. Each chart's generated file
  * defines NAME_init(), NAME_exec(), NAME_state_name(), NAME_event_name(). */
@@ -245,7 +253,10 @@ void rt_chart_trace(const rt_chart_t *c, const char *from, const char *event, co
 rt_conf_t *rt_conf_load(const char *path, char *err, size_t errlen);
 void rt_conf_free(rt_conf_t *c);
 /*! lookups: @section is the full section name ("node", "peer secondary").
- *  They return the schema's default when the key is absent. */
+ *  They return the schema's default when the key is absent (NULL or 0 when
+ *  it has none). rt_conf_u64 of a size key gives bytes, of a roles key the
+ *  RT_ROLE_* bits, of log_level its rt_log_level_t. The schema (sections,
+ *  keys, types, defaults, bounds) is the table at the top of rt_conf.c. */
 const char *rt_conf_str(const rt_conf_t *c, const char *section, const char *key);
 uint64_t rt_conf_u64(const rt_conf_t *c, const char *section, const char *key);
 double rt_conf_double(const rt_conf_t *c, const char *section, const char *key);
@@ -266,7 +277,7 @@ int rt_parse_size(const char *s, uint64_t *out);
 struct sockaddr_storage;
 int rt_parse_addr(const char *s, struct sockaddr_storage *out, unsigned *addrlen);
 
-/* ---- TLS (rt_tls.c: the only file that includes wolfSSL) ------------------ */
+/* ---- TLS (rt_tls.c: wolfSSL sessions; rt_cert.c: certificate making) ---- */
 
 /*! rt_tls_ctx_new() : a TLS 1.3-only context with mutual authentication:
  *  @ca verifies the peer, @cert/@key identify us. @server chooses the role.
@@ -274,6 +285,43 @@ int rt_parse_addr(const char *s, struct sockaddr_storage *out, unsigned *addrlen
 rt_tls_t *rt_tls_ctx_new(const char *ca, const char *cert, const char *key, bool server,
                          char *err, size_t errlen);
 void rt_tls_ctx_free(rt_tls_t *t);
+
+/* One TLS session on a connected non-blocking socket (the link's transport).
+ * Every call returns at once: RT_AGAIN means "call again when the socket is
+ * readable, or writable if rt_tls_want_write() says so". Reasons for RT_ERR
+ * are one line in @err, written for the operator ("peer certificate is not
+ * signed by the site CA", "peer does not speak TLS 1.3", ...). */
+typedef struct rt_tls_conn rt_tls_conn_t;
+/*! rt_tls_conn_new() : a session over @fd (not owned: the caller closes it)
+ *  with the role of @t. @return NULL with a reason in @err. */
+rt_tls_conn_t *rt_tls_conn_new(rt_tls_t *t, int fd, char *err, size_t errlen);
+void rt_tls_conn_free(rt_tls_conn_t *c); /* NULL is a no-op; sends nothing */
+/*! rt_tls_handshake() : advance the handshake. @return RT_OK when done (the
+ *  peer's certificate chains to the site CA), RT_AGAIN, or RT_ERR. */
+int rt_tls_handshake(rt_tls_conn_t *c, char *err, size_t errlen);
+/*! rt_tls_want_write() : after RT_AGAIN, true if the session waits for the
+ *  socket to be writable rather than readable. */
+bool rt_tls_want_write(const rt_tls_conn_t *c);
+/*! rt_tls_peer_cn() : the CN of the peer's verified certificate ("" before
+ *  the handshake is done). */
+const char *rt_tls_peer_cn(const rt_tls_conn_t *c);
+/*! rt_tls_peer_admin() : true if the peer's verified certificate has
+ *  OU=RT_CERT_OU_ADMIN (false before the handshake is done). */
+bool rt_tls_peer_admin(const rt_tls_conn_t *c);
+/*! rt_tls_read() : up to @len decrypted bytes into @buf. @return RT_OK with
+ *  *@got > 0, RT_AGAIN, or RT_ERR (peer closed, alert, broken record). */
+int rt_tls_read(rt_tls_conn_t *c, void *buf, size_t len, size_t *got, char *err, size_t errlen);
+/*! rt_tls_pending() : decrypted bytes are buffered inside the session, so
+ *  the socket will not signal them: read again without waiting. */
+bool rt_tls_pending(const rt_tls_conn_t *c);
+/*! rt_tls_write() : send @len bytes (partial writes allowed: *@put says how
+ *  many were taken). After RT_AGAIN, call again with the same bytes.
+ *  @return RT_OK with *@put > 0, RT_AGAIN, or RT_ERR. */
+int rt_tls_write(rt_tls_conn_t *c, const void *buf, size_t len, size_t *put, char *err,
+                 size_t errlen);
+/*! rt_tls_shutdown() : send close_notify if the socket takes it now; never
+ *  waits for the peer's. */
+void rt_tls_shutdown(rt_tls_conn_t *c);
 
 /* ---- links (rt_link.c, rt_frame.c; chart fsm/link.rl) --------------------- */
 
@@ -308,11 +356,87 @@ int rt_link_send(rt_link_t *l, const struct _ss_Envelope *env, rt_buf_t *payload
 /*! rt_link_close() : close for good (chart -> closed) and free at the next turn. */
 void rt_link_close(rt_link_t *l);
 const char *rt_link_peer(const rt_link_t *l);      /* peer node name, or "" */
+/*! rt_link_peer_admin() : true if the peer showed an admin certificate
+ *  (OU=admin) in its last TLS handshake; false for plain TCP. The management
+ *  endpoint allows changes only to such peers. */
+bool rt_link_peer_admin(const rt_link_t *l);
 const char *rt_link_state(const rt_link_t *l);     /* chart state name */
 int64_t rt_link_clock_offset_us(const rt_link_t *l);
 bool rt_link_is_up(const rt_link_t *l);
 void *rt_link_user(const rt_link_t *l);            /* owner's per-link pointer */
 void rt_link_set_user(rt_link_t *l, void *user);
+/* More of the link (rt_link.c). rt_link_connect() and rt_listener_new()
+ * return NULL (and log) when the address is not numeric IP:PORT or the
+ * socket cannot be made/bound. Link signals to the owner: RT_SIG_LINK_UP
+ * (m->data = the peer's ss_Hello), RT_SIG_LINK_DOWN (m->data = the reason, a
+ * NUL-terminated string) and RT_SIG_LINK_WRITABLE come from the runtime's
+ * reserve, so they are never lost to a full pool. A link is an actor itself
+ * ("link:NAME", or "link:in:ADDR" when accepted): it gets RT_SIG_RESUME when
+ * a pool that refused a received frame has room, and stops by itself on
+ * RT_SIG_STOP (Goodbye, close). Memory: a closed link is freed only once no
+ * message naming it (m->link) is left in any mailbox, so a handler may use
+ * m->link (rt_link_send then says RT_ERR if it is down); an actor that keeps
+ * a link pointer must drop it on RT_SIG_LINK_DOWN. */
+/*! rt_link_route_fn : the actor that gets a frame of body @tag received on
+ *  @l; NULL means the link's owner. Runs on every frame: keep it cheap. */
+typedef rt_actor_t *(*rt_link_route_fn)(void *arg, rt_link_t *l, uint32_t tag);
+void rt_link_set_route(rt_link_t *l, rt_link_route_fn fn, void *arg);
+/*! rt_listener_set_route() : the route of every link @ls accepts from now on. */
+void rt_listener_set_route(rt_listener_t *ls, rt_link_route_fn fn, void *arg);
+/*! rt_link_watch() : @a gets RT_SIG_LINK_UP/DOWN/WRITABLE of @l too (the
+ *  owner always does). @return RT_ERR if RT_LINK_WATCHERS already watch. */
+#define RT_LINK_WATCHERS 8
+int rt_link_watch(rt_link_t *l, rt_actor_t *a);
+/*! rt_listener_watch() : the same for every link @ls accepts from now on. */
+int rt_listener_watch(rt_listener_t *ls, rt_actor_t *a);
+/*! rt_listener_next() : the links @ls accepted and still holds (up or not),
+ *  after @prev (NULL: the first); NULL at the end. */
+rt_link_t *rt_listener_next(const rt_listener_t *ls, const rt_link_t *prev);
+/*! rt_link_addr() : the peer's "IP:PORT" (outbound: the configured address). */
+const char *rt_link_addr(const rt_link_t *l);
+/*! rt_link_free() : close and free at once, for teardown after the loop has
+ *  stopped (inside the loop use rt_link_close). NULL is a no-op. */
+void rt_link_free(rt_link_t *l);
+/* (rt_listener_free() frees, the same way, every link it accepted.) */
+
+/* ---- frames: encode/decode (rt_frame.c) ----------------------------------- */
+
+/* A frame is varint(len(Envelope)) | Envelope (nanopb, proto/link.proto) |
+ * Envelope.payload_len raw bytes. The decoder is sans-IO: it looks at the
+ * bytes it is given and says "need more", "here is a frame" or "bad, because".
+ * The link uses it on its receive buffer, the fuzzer on anything. */
+
+#define RT_FRAME_PREFIX_MAX 5u  /* bytes of the length varint, at most (32 bits) */
+#define RT_FRAME_HDR_MAX    (RT_FRAME_PREFIX_MAX + RT_MAX_HEADER) /* prefix + Envelope */
+
+/* What the decoder found. */
+typedef struct rt_frame {
+    size_t hdr_len;        /* RT_OK: prefix + Envelope bytes; the payload starts there */
+    uint32_t payload_len;  /* RT_OK: raw payload bytes after the header */
+    size_t need;           /* RT_AGAIN: bytes needed in all, as far as known (> given) */
+    char why[96];          /* RT_ERR: what is wrong, one line */
+} rt_frame_t;
+
+/*! rt_frame_decode_header() : decode the frame header at the start of @p
+ *  (@len bytes) into @env, accepting payloads up to @max_payload (clamped to
+ *  RT_MAX_PAYLOAD). The payload need not be there yet.
+ *  @return RT_OK (@env and fr->hdr_len, fr->payload_len set), RT_AGAIN
+ *  (the header is incomplete; fr->need), or RT_ERR (fr->why: bad length
+ *  prefix, oversize header > RT_MAX_HEADER, undecodable header, no body or an
+ *  unknown body tag, oversize payload). Never reads past @len. */
+int rt_frame_decode_header(const uint8_t *p, size_t len, uint32_t max_payload,
+                           struct _ss_Envelope *env, rt_frame_t *fr);
+/*! rt_frame_decode() : rt_frame_decode_header(), and RT_AGAIN (fr->need)
+ *  until the whole payload is in @p too: on RT_OK the payload is
+ *  p[fr->hdr_len .. fr->hdr_len + fr->payload_len). */
+int rt_frame_decode(const uint8_t *p, size_t len, uint32_t max_payload,
+                    struct _ss_Envelope *env, rt_frame_t *fr);
+/*! rt_frame_encode_header() : write varint + @env, with its payload_len
+ *  replaced by @payload_len, to @out (@cap bytes; RT_FRAME_HDR_MAX always
+ *  suffices). @return RT_OK with *@outlen set, or RT_ERR if @env has no
+ *  body, encodes to more than RT_MAX_HEADER bytes or @cap is too small. */
+int rt_frame_encode_header(const struct _ss_Envelope *env, uint32_t payload_len, uint8_t *out,
+                           size_t cap, size_t *outlen);
 
 /* ---- node (rt_node.c) ----------------------------------------------------- */
 
@@ -330,5 +454,81 @@ const rt_conf_t *rt_node_conf(const rt_node_t *node);
 int rt_node_run(rt_node_t *node);
 /*! rt_node_stop() : post RT_SIG_STOP to every actor (what SIGTERM does). */
 void rt_node_stop(rt_node_t *node);
+/*! rt_node_new_on() : rt_node_new() on the caller's @loop (not owned, not
+ *  destroyed by rt_node_free), e.g. two nodes in one test process. Only the
+ *  first live node of a process installs the SIGTERM/SIGINT watchers. A
+ *  NULL @conf gives the defaults: 64M buffers, 4096 slots, no trace. */
+rt_node_t *rt_node_new_on(const char *name, const rt_conf_t *conf, struct ev_loop *loop);
+/*! rt_node_set_trace() : (re)open the node's trace at @path, or close it when
+ *  @path is NULL. @return RT_ERR (logged) if the file cannot be opened. */
+int rt_node_set_trace(rt_node_t *node, const char *path, uint64_t max_bytes, int keep);
+/*! rt_node_set_stop_deadline() : seconds from RT_SIG_STOP to giving up
+ *  (default 10), for tests. */
+void rt_node_set_stop_deadline(rt_node_t *node, double seconds);
+
+/* ---- certificates (rt_cert.c; wolfSSL certificate generation) ------------- */
+
+/* The site's certificates, made with wolfSSL's certificate generation (no
+ * openssl command at run time). Every key is ECC P-256, every certificate is
+ * signed with ECDSA/SHA-256, all files are PEM. A CA folder holds ca.crt and
+ * ca.key; the files of a node NAME are NAME.crt and NAME.key. Keys are written
+ * 0600 and certificates 0644, each through a temporary file (O_EXCL) that is
+ * fsync'd and then linked into place (renamed with RT_CERT_FORCE), so a crash
+ * never leaves a half-written file and an existing file is never clobbered by
+ * accident. The subject of a node certificate is CN=NAME, OU=node; of an admin
+ * certificate CN=NAME, OU=admin (the management endpoint requires that OU). */
+
+#define RT_CERT_CA_DAYS   3650u   /* site CA validity, days */
+#define RT_CERT_NODE_DAYS 1095u   /* default node/admin certificate validity */
+#define RT_CERT_MAX_DAYS  36500u  /* largest validity accepted */
+#define RT_CERT_OU_NODE   "node"  /* OU of a node certificate */
+#define RT_CERT_OU_ADMIN  "admin" /* OU of an admin certificate */
+
+enum {
+    RT_CERT_ADMIN = 1u << 0, /* rt_cert_issue(): an admin certificate (OU=admin) */
+    RT_CERT_FORCE = 1u << 1, /* replace existing files instead of refusing */
+};
+
+/* What rt_cert_info() reads from a certificate. */
+typedef struct rt_cert_info {
+    char cn[RT_NAME_MAX];        /* subject CN, "" if none */
+    char ou[RT_NAME_MAX];        /* subject OU, "" if none */
+    char issuer_cn[RT_NAME_MAX]; /* issuer CN, "" if none */
+    char serial[41];             /* serial number, lowercase hex */
+    int64_t not_before;          /* validity start, seconds since the epoch (UTC) */
+    int64_t not_after;           /* validity end, seconds since the epoch (UTC) */
+    bool is_ca;                  /* basicConstraints CA:TRUE */
+    bool admin;                  /* ou is RT_CERT_OU_ADMIN */
+} rt_cert_info_t;
+
+/*! rt_cert_name_ok() : true if @name can be a node name, a certificate CN and
+ *  a file name: 1..RT_NAME_MAX-1 characters of [A-Za-z0-9._-], not starting
+ *  with '.' or '-', and not "ca" (reserved for the CA's own files). */
+bool rt_cert_name_ok(const char *name);
+/*! rt_cert_ca_create() : create the site CA in @dir (made 0700 if missing):
+ *  a new P-256 key @dir/ca.key and a self-signed certificate @dir/ca.crt with
+ *  CN "@site CA" (@site NULL: "secondsite"), CA:TRUE pathlen 0, keyCertSign +
+ *  cRLSign, a random serial, valid RT_CERT_CA_DAYS days.
+ *  @return RT_OK, or RT_ERR with a one-line reason in @err, in particular when
+ *  either file exists and @flags lacks RT_CERT_FORCE (nothing is written). */
+int rt_cert_ca_create(const char *dir, const char *site, unsigned flags, char *err,
+                      size_t errlen);
+/*! rt_cert_issue() : issue @out_dir/@name.crt and @out_dir/@name.key (the
+ *  folder made 0700 if missing; @out_dir NULL means @ca_dir), signed by the CA
+ *  in @ca_dir: a new P-256 key, CN=@name, OU=node (OU=admin with
+ *  RT_CERT_ADMIN), CA:FALSE, digitalSignature, extended key usage serverAuth +
+ *  clientAuth, valid @days days (0: RT_CERT_NODE_DAYS). The new certificate is
+ *  verified against ca.crt before it is written.
+ *  @return RT_OK, or RT_ERR with a one-line reason in @err (bad name or days,
+ *  unreadable or mismatched CA, files exist without RT_CERT_FORCE, I/O). */
+int rt_cert_issue(const char *ca_dir, const char *out_dir, const char *name, unsigned days,
+                  unsigned flags, char *err, size_t errlen);
+/*! rt_cert_info() : read the PEM certificate at @path into @out.
+ *  @return RT_OK, or RT_ERR with a one-line reason in @err. */
+int rt_cert_info(const char *path, rt_cert_info_t *out, char *err, size_t errlen);
+/*! rt_cert_verify() : check that the PEM certificate @cert_path was issued by
+ *  the CA certificate @ca_path and is inside its validity period.
+ *  @return RT_OK, or RT_ERR with a one-line reason in @err. */
+int rt_cert_verify(const char *ca_path, const char *cert_path, char *err, size_t errlen);
 
 #endif /* RT_H */

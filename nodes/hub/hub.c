@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * hub.c: the node's link hub (see hub.h).
+ *
+ * The hub owns the [listen] listener and one outbound link per [peer NAME];
+ * links reconnect by themselves (rt_link.c), so the hub's job is small: say
+ * in the log when a link goes up or down (with the reason the link gives),
+ * route received frames to the role that subscribed to their tag, and tell
+ * roles which link reaches which peer. Talks to: the links (it owns them)
+ * and the subscribed roles. No chart of its own: each link runs
+ * fsm/link.rl.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub.h"
+#include "link.pb.h"
+
+typedef struct hub_peer {
+    char name[RT_NAME_MAX];   /* [peer NAME] and the CN it must show */
+    char addr[64];            /* its address */
+    rt_link_t *link;          /* the outbound link, made at START */
+} hub_peer_t;
+
+typedef struct hub_sub {
+    uint32_t lo, hi;          /* body tags */
+    rt_actor_t *actor;
+} hub_sub_t;
+
+struct hub {
+    rt_actor_t actor;         /* first: "hub" */
+    rt_node_t *node;
+    const rt_conf_t *conf;
+    rt_link_conf_t lc;        /* [link] */
+    rt_tls_t *tls_srv, *tls_cli;
+    rt_listener_t *ls;
+    hub_peer_t peers[HUB_PEERS_MAX];
+    unsigned npeers;
+    hub_sub_t subs[HUB_SUBS_MAX];
+    unsigned nsubs;
+    bool started;
+    bool too_many_peers;
+};
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static void roles_str(uint32_t roles, char *out, size_t outlen)
+{
+    static const char *const names[] = {"agent", "ps", "cs", "mt"};
+    size_t off = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < 4; i++)
+        if (roles & (1u << i)) {
+            int n = snprintf(out + off, outlen - off, "%s%s", off ? "," : "", names[i]);
+            if (n < 0 || (size_t)n >= outlen - off)
+                break;
+            off += (size_t)n;
+        }
+    if (!out[0])
+        snprintf(out, outlen, "none");
+}
+
+static rt_actor_t *hub_route(void *arg, rt_link_t *l, uint32_t tag)
+{
+    hub_t *hub = arg;
+    (void)l;
+    for (unsigned i = 0; i < hub->nsubs; i++)
+        if (tag >= hub->subs[i].lo && tag <= hub->subs[i].hi)
+            return hub->subs[i].actor;
+    return NULL; /* the hub itself: nobody wants it */
+}
+
+static void peer_cb(void *arg, const char *section, const char *name)
+{
+    hub_t *hub = arg;
+    if (hub->npeers == HUB_PEERS_MAX) {
+        hub->too_many_peers = true;
+        return;
+    }
+    hub_peer_t *p = &hub->peers[hub->npeers++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->addr, sizeof p->addr, "%s", rt_conf_str(hub->conf, section, "address"));
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+static void on_start(hub_t *hub)
+{
+    hub->started = true;
+    for (unsigned i = 0; i < hub->npeers; i++) {
+        hub_peer_t *p = &hub->peers[i];
+        rt_link_conf_t lc = hub->lc;
+        lc.peer_name = p->name;
+        p->link = rt_link_connect(hub->node, &hub->actor, hub->tls_cli, p->addr, &lc);
+        if (!p->link)
+            continue; /* logged; the address was checked by the config already */
+        rt_link_set_route(p->link, hub_route, hub);
+        for (unsigned s = 0; s < hub->nsubs; s++)
+            rt_link_watch(p->link, hub->subs[s].actor);
+    }
+}
+
+static void on_up(const rt_msg_t *m)
+{
+    const ss_Hello *h = (const ss_Hello *)m->data;
+    char roles[32];
+    roles_str(h->roles, roles, sizeof roles);
+    double off = (double)rt_link_clock_offset_us(m->link) / 1e6;
+    rt_log(RT_LOG_INFO, "link %s up: peer %s at %s, roles %s, clock offset %+.6f s",
+           m->from ? m->from->name : "?", rt_link_peer(m->link), rt_link_addr(m->link), roles,
+           off);
+}
+
+static void on_down(const rt_msg_t *m)
+{
+    rt_log(RT_LOG_INFO, "link %s down: peer %s at %s: %s", m->from ? m->from->name : "?",
+           rt_link_peer(m->link), rt_link_addr(m->link), (const char *)m->data);
+}
+
+static void hub_dispatch(rt_actor_t *me, const rt_msg_t *m)
+{
+    hub_t *hub = (hub_t *)me;
+    switch (m->tag) {
+    case RT_SIG_START:
+        on_start(hub);
+        break;
+    case RT_SIG_STOP:
+        rt_actor_stopped(me); /* every link stops by itself */
+        break;
+    case RT_SIG_LINK_UP:
+        on_up(m);
+        break;
+    case RT_SIG_LINK_DOWN:
+        on_down(m);
+        break;
+    case RT_SIG_LINK_WRITABLE:
+    case RT_SIG_RESUME:
+    case RT_SIG_CRON:
+    case RT_SIG_TIMER:
+        break;
+    default:
+        if (m->tag < RT_SIG_USER)
+            rt_log(RT_LOG_DEBUG, "hub: frame with body %u from %s dropped: no role takes it",
+                   (unsigned)m->tag, m->link ? rt_link_peer(m->link) : "?");
+        break;
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static int tls_paths(const rt_conf_t *conf, char *ca, char *crt, char *key, size_t n, char *err,
+                     size_t errlen)
+{
+    if (!rt_conf_path(conf, "tls", "ca", ca, n) || !rt_conf_path(conf, "tls", "cert", crt, n) ||
+        !rt_conf_path(conf, "tls", "key", key, n)) {
+        snprintf(err, errlen,
+                 "%s: [tls] ca, cert and key are needed for [listen] link and [peer] links",
+                 rt_conf_file(conf) ? rt_conf_file(conf) : "config");
+        return RT_ERR;
+    }
+    return RT_OK;
+}
+
+hub_t *hub_new(rt_node_t *node, const rt_conf_t *conf, char *err, size_t errlen)
+{
+    char ca[4096], crt[4096], key[4096];
+    hub_t *hub = calloc(1, sizeof *hub);
+    if (!hub) {
+        snprintf(err, errlen, "hub: out of memory");
+        return NULL;
+    }
+    hub->node = node;
+    hub->conf = conf;
+    hub->lc.hb_interval_s = rt_conf_double(conf, "link", "hb_interval");
+    hub->lc.hb_timeout_s = rt_conf_double(conf, "link", "hb_timeout");
+    hub->lc.backoff_min_s = rt_conf_double(conf, "link", "backoff_min");
+    hub->lc.backoff_max_s = rt_conf_double(conf, "link", "backoff_max");
+    hub->lc.sndq_high = (size_t)rt_conf_u64(conf, "link", "sndq_high");
+    hub->lc.max_payload = (uint32_t)rt_conf_u64(conf, "link", "max_payload");
+    rt_conf_each(conf, "peer", peer_cb, hub);
+    if (hub->too_many_peers) {
+        snprintf(err, errlen, "%s: more than %u [peer] sections", rt_conf_file(conf),
+                 HUB_PEERS_MAX);
+        goto fail;
+    }
+    const char *listen = rt_conf_str(conf, "listen", "link");
+    bool listening = listen && listen[0];
+    if (rt_actor_init(&hub->actor, node, "hub", hub_dispatch) != RT_OK) {
+        snprintf(err, errlen, "hub: message pool full");
+        goto fail;
+    }
+    if (!listening && hub->npeers == 0)
+        return hub; /* a node without links */
+    if (tls_paths(conf, ca, crt, key, sizeof ca, err, errlen) != RT_OK)
+        goto fail;
+    if (hub->npeers && !(hub->tls_cli = rt_tls_ctx_new(ca, crt, key, false, err, errlen)))
+        goto fail;
+    if (listening) {
+        if (!(hub->tls_srv = rt_tls_ctx_new(ca, crt, key, true, err, errlen)))
+            goto fail;
+        hub->ls = rt_listener_new(node, &hub->actor, hub->tls_srv, listen, &hub->lc);
+        if (!hub->ls) {
+            snprintf(err, errlen, "cannot listen on %s (see the line above)", listen);
+            goto fail;
+        }
+        rt_listener_set_route(hub->ls, hub_route, hub);
+        rt_log(RT_LOG_INFO, "listening for links on %s", listen);
+    }
+    return hub;
+fail:
+    hub_free(hub);
+    return NULL;
+}
+
+void hub_free(hub_t *hub)
+{
+    if (!hub)
+        return;
+    for (unsigned i = 0; i < hub->npeers; i++)
+        rt_link_free(hub->peers[i].link);
+    rt_listener_free(hub->ls);
+    rt_tls_ctx_free(hub->tls_cli);
+    rt_tls_ctx_free(hub->tls_srv);
+    rt_actor_fini(&hub->actor);
+    free(hub);
+}
+
+int hub_subscribe(hub_t *hub, uint32_t tag_lo, uint32_t tag_hi, rt_actor_t *actor)
+{
+    if (tag_lo > tag_hi || tag_lo < 20 || tag_hi >= RT_SIG_USER || hub->nsubs == HUB_SUBS_MAX)
+        return RT_ERR;
+    for (unsigned i = 0; i < hub->nsubs; i++)
+        if (tag_lo <= hub->subs[i].hi && hub->subs[i].lo <= tag_hi)
+            return RT_ERR;
+    hub->subs[hub->nsubs++] = (hub_sub_t){tag_lo, tag_hi, actor};
+    /* links that exist already learn about the new watcher too */
+    for (unsigned i = 0; i < hub->npeers; i++)
+        if (hub->peers[i].link)
+            rt_link_watch(hub->peers[i].link, actor);
+    if (hub->ls) {
+        rt_listener_watch(hub->ls, actor);
+        for (rt_link_t *l = rt_listener_next(hub->ls, NULL); l; l = rt_listener_next(hub->ls, l))
+            rt_link_watch(l, actor);
+    }
+    return RT_OK;
+}
+
+rt_link_t *hub_link(hub_t *hub, const char *peer)
+{
+    for (unsigned i = 0; i < hub->npeers; i++) {
+        rt_link_t *l = hub->peers[i].link;
+        if (l && rt_link_is_up(l) && strcmp(rt_link_peer(l), peer) == 0)
+            return l;
+    }
+    if (hub->ls)
+        for (rt_link_t *l = rt_listener_next(hub->ls, NULL); l; l = rt_listener_next(hub->ls, l))
+            if (rt_link_is_up(l) && strcmp(rt_link_peer(l), peer) == 0)
+                return l;
+    return NULL;
+}
+
+rt_actor_t *hub_actor(hub_t *hub)
+{
+    return &hub->actor;
+}
