@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hub/hub.h"
+#include "mgmt/mgmt.h"
 #include "rt.h"
 
 #define NODED_VERSION "0.1.0"
@@ -45,6 +46,8 @@ static const char usage_text[] =
     "    FILE               [node] name, roles, memory, msg_slots, log_level;\n"
     "                       [tls] ca, cert, key (PEM, from nodectl init and\n"
     "                       nodectl cert issue); [listen] link = IP:PORT;\n"
+    "                       [listen] mgmt = IP:PORT, the management endpoint\n"
+    "                       that nodectl talks to;\n"
     "                       [peer NAME] address = IP:PORT, one per node to\n"
     "                       link to; [link] hb_interval, hb_timeout, backoff_min,\n"
     "                       backoff_max, sndq_high, max_payload; [trace] file,\n"
@@ -71,12 +74,18 @@ static int run(const char *path)
     int rc = 1;
     rt_node_t *node = NULL;
     hub_t *hub = NULL;
+    mgmt_t *mgmt = NULL;
     rt_conf_t *conf = rt_conf_load(path, err, sizeof err);
     if (!conf) {
         fprintf(stderr, "noded: %s\n", err);
         return 2;
     }
     const char *name = rt_conf_str(conf, "node", "name");
+    if (!name) { /* a console file (nodectl's) has no [node] */
+        fprintf(stderr, "noded: %s: [node] name: missing (a console file?)\n", path);
+        rt_conf_free(conf);
+        return 2;
+    }
     rt_log_setup("noded", name, (rt_log_level_t)rt_conf_u64(conf, "node", "log_level"));
     node = rt_node_new(name, conf);
     if (!node)
@@ -86,6 +95,14 @@ static int run(const char *path)
         rt_log(RT_LOG_ERR, "%s", err);
         goto out;
     }
+    if (rt_conf_str(conf, "listen", "mgmt")) { /* the management endpoint, for nodectl */
+        mgmt = mgmt_new(node, conf, err, sizeof err);
+        if (!mgmt) {
+            rt_log(RT_LOG_ERR, "%s", err);
+            goto out;
+        }
+        mgmt_use_hub(mgmt, hub);
+    }
     rt_log(RT_LOG_INFO, "node %s running (roles %s, config %s)", name,
            rt_conf_str(conf, "node", "roles"), path);
     if (rt_node_run(node) != RT_OK)
@@ -93,6 +110,7 @@ static int run(const char *path)
     rt_log(RT_LOG_INFO, "node %s stopped", name);
     rc = 0;
 out:
+    mgmt_free(mgmt);
     hub_free(hub);
     rt_node_free(node);
     rt_conf_free(conf);

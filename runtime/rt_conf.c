@@ -71,6 +71,8 @@ static const sect_schema_t sect_schema[] = {
     {"link", false, false},
     {"peer", true, false},
     {"console", false, false}, /* nodectl's file: [console] + [tls], no [node] needed */
+    {"agent", false, false},
+    {"disk", true, false},     /* [disk NAME]: one protected disk of the agent */
 };
 
 static const key_schema_t key_schema[] = {
@@ -103,6 +105,14 @@ static const key_schema_t key_schema[] = {
 
     {"console", "endpoint", CT_ADDR, NULL, true, NULL, NULL, NULL},
     {"console", "timeout", CT_DOUBLE, "10", false, "0.1", "3600", NULL},
+
+    {"agent", "log_max", CT_SIZE, "256M", false, "64K", NULL, NULL},
+
+    {"disk", "path", CT_PATH, NULL, true, NULL, NULL, NULL},
+    {"disk", "export", CT_NAME, NULL, false, NULL, NULL, NULL},   /* default: NAME */
+    {"disk", "listen", CT_ADDR, NULL, true, NULL, NULL, NULL},
+    {"disk", "pair", CT_NAME, NULL, false, NULL, NULL, NULL},     /* default: NAME */
+    {"disk", "group", CT_NAME, "default", false, NULL, NULL, NULL},
 };
 
 #define NSECT (sizeof sect_schema / sizeof sect_schema[0])

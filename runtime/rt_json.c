@@ -432,6 +432,24 @@ void rt_json_b64(rt_json_t *j, const char *key, const void *data, size_t len)
     value_end(j);
 }
 
+rt_json_mark_t rt_json_mark(const rt_json_t *j)
+{
+    return (rt_json_mark_t){j->len, j->is_obj, j->has_elem, j->depth, j->done};
+}
+
+void rt_json_rollback(rt_json_t *j, rt_json_mark_t m)
+{
+    if (!j->buf || !j->cap || m.len >= j->cap)
+        return; /* not a mark of this writer: leave the error standing */
+    j->len = m.len;
+    j->is_obj = m.is_obj;
+    j->has_elem = m.has_elem;
+    j->depth = m.depth;
+    j->done = m.done;
+    j->err = false;
+    j->buf[j->len] = '\0';
+}
+
 int rt_json_finish(const rt_json_t *j)
 {
     return !j->err && j->done && j->depth == 0 ? RT_OK : RT_ERR;
@@ -442,11 +460,17 @@ int rt_json_finish(const rt_json_t *j)
 typedef struct {
     const char *s;
     size_t len, pos;
-    rt_json_tok_t *tok;
+    rt_json_tok_t *tok;        /* NULL: only count */
     uint32_t cap, n;
     char *err;
     size_t errlen;
+    rt_json_tok_t sink;        /* what a counting parse writes to */
 } parser_t;
+
+static rt_json_tok_t *ptok(parser_t *p, int t)
+{
+    return p->tok ? &p->tok[t] : &p->sink;
+}
 
 static int p_fail(parser_t *p, const char *what)
 {
@@ -469,7 +493,7 @@ static int p_tok(parser_t *p, rt_json_type_t type, size_t start)
 {
     if (p->n >= p->cap)
         return p_fail(p, "too many values"), -1;
-    rt_json_tok_t *t = &p->tok[p->n];
+    rt_json_tok_t *t = ptok(p, (int)p->n);
     t->type = (uint8_t)type;
     t->start = (uint32_t)start;
     t->end = (uint32_t)start;
@@ -496,7 +520,7 @@ static int p_string(parser_t *p)
     while (p->pos < p->len) {
         unsigned char c = (unsigned char)p->s[p->pos];
         if (c == '"') {
-            p->tok[t].end = (uint32_t)p->pos++;
+            ptok(p, t)->end = (uint32_t)p->pos++;
             return RT_OK;
         }
         if (c < 0x20)
@@ -562,7 +586,7 @@ static int p_number(parser_t *p)
     int t = p_tok(p, RT_JSON_T_NUM, start);
     if (t < 0)
         return RT_ERR;
-    p->tok[t].end = (uint32_t)p->pos;
+    ptok(p, t)->end = (uint32_t)p->pos;
     return RT_OK;
 }
 
@@ -575,7 +599,7 @@ static int p_literal(parser_t *p, const char *word, rt_json_type_t type)
     if (t < 0)
         return RT_ERR;
     p->pos += n;
-    p->tok[t].end = (uint32_t)p->pos;
+    ptok(p, t)->end = (uint32_t)p->pos;
     return RT_OK;
 }
 
@@ -608,7 +632,7 @@ static int p_container(parser_t *p, unsigned depth, bool obj)
             }
             if (p_value(p, depth + 1) != RT_OK)
                 return RT_ERR;
-            p->tok[t].size++;
+            ptok(p, t)->size++;
             p_ws(p);
             if (p->pos < p->len && p->s[p->pos] == ',') {
                 p->pos++;
@@ -621,8 +645,8 @@ static int p_container(parser_t *p, unsigned depth, bool obj)
             return p_fail(p, obj ? "expected ',' or '}'" : "expected ',' or ']'");
         }
     }
-    p->tok[t].end = (uint32_t)p->pos;
-    p->tok[t].next = p->n;
+    ptok(p, t)->end = (uint32_t)p->pos;
+    ptok(p, t)->next = p->n;
     return RT_OK;
 }
 
@@ -649,7 +673,7 @@ static int p_value(parser_t *p, unsigned depth)
 int rt_json_parse(rt_json_doc_t *d, const char *text, size_t len, rt_json_tok_t *tok,
                   uint32_t cap, char *err, size_t errlen)
 {
-    parser_t p = {text, len, 0, tok, cap, 0, err, errlen};
+    parser_t p = {text, len, 0, tok, tok ? cap : UINT32_MAX, 0, err, errlen, {0, 0, 0, 0, 0}};
 
     memset(d, 0, sizeof *d);
     if (err && errlen)
@@ -672,7 +696,7 @@ int rt_json_parse(rt_json_doc_t *d, const char *text, size_t len, rt_json_tok_t 
 
 static const rt_json_tok_t *tok_of(const rt_json_doc_t *d, int t)
 {
-    return t >= 0 && (uint32_t)t < d->ntok ? &d->tok[t] : NULL;
+    return d->tok && t >= 0 && (uint32_t)t < d->ntok ? &d->tok[t] : NULL;
 }
 
 rt_json_type_t rt_json_type(const rt_json_doc_t *d, int t)

@@ -80,6 +80,20 @@ void rt_json_null(rt_json_t *j, const char *key);
 /*! rt_json_b64() : @len bytes of @data as a base64 string (RFC 4648, padded). */
 void rt_json_b64(rt_json_t *j, const char *key, const void *data, size_t len);
 
+/* A point in a document to come back to, e.g. to replace the part a
+ * callback wrote with an error when the callback failed. */
+typedef struct rt_json_mark {
+    size_t len;
+    uint32_t is_obj, has_elem;
+    uint8_t depth;
+    bool done;
+} rt_json_mark_t;
+/*! rt_json_mark() : remember where @j is. */
+rt_json_mark_t rt_json_mark(const rt_json_t *j);
+/*! rt_json_rollback() : drop everything written after @m (made on this
+ *  writer, not rolled back past) and clear the error. */
+void rt_json_rollback(rt_json_t *j, rt_json_mark_t m);
+
 /*! rt_json_finish() : @return RT_OK if exactly one whole value was written
  *  with no error (j->buf then holds it, j->len bytes), else RT_ERR. */
 int rt_json_finish(const rt_json_t *j);
@@ -129,6 +143,8 @@ typedef struct rt_json_doc {
 
 /*! rt_json_parse() : parse @len bytes of @text (one value, surrounding
  *  white space allowed) into @tok (@cap tokens; one per value and key).
+ *  With @tok NULL it only checks the document and counts the tokens it
+ *  needs into d->ntok (d->tok stays NULL: no lookups), to size the array.
  *  @return RT_OK, or RT_ERR with a one-line reason and byte offset in @err
  *  (bad syntax, nesting deeper than RT_JSON_DEPTH, more than @cap tokens, a
  *  document above 4 GiB). */

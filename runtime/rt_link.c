@@ -972,8 +972,8 @@ static void link_read(rt_link_t *l)
             return;
         }
         if (rc == RT_ERR) {
-            if (l->rx == RX_HDR && l->roff < l->rlen && strstr(err, "closed"))
-                link_fail(l, "%s in the middle of a frame (truncated)", err);
+            if ((l->rx == RX_PAYLOAD || l->roff < l->rlen) && strstr(err, "closed"))
+                link_fail(l, "truncated frame: the connection ended inside it (%s)", err);
             else
                 link_fail(l, "%s", err);
             return;
@@ -1043,6 +1043,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     rt_link_t *l = w->data;
     uint64_t now = rt_mono_us();
+    if (l->rx_blocked)
+        l->last_rx_mono = now; /* we stopped reading, not the peer its writing */
     if (l->up) {
         double quiet = (double)(now - l->last_rx_mono) / 1e6;
         if (quiet > l->lc.hb_timeout_s) {

@@ -54,7 +54,8 @@ void rt_timer_stop(rt_timer_t *t)
 
 bool rt_timer_active(const rt_timer_t *t)
 {
-    return ev_is_active(&t->w);
+    /* ev_is_active() casts away const inside libev's macro: read the field */
+    return t->w.active != 0;
 }
 
 void rt_timer_fini(rt_timer_t *t)

@@ -68,6 +68,7 @@ static void reason(rt_tls_conn_t *c, int code, const char *what, char *err, size
         why = "peer does not speak TLS 1.3";
         break;
     case UNKNOWN_RECORD_TYPE:
+    case LENGTH_ERROR:
     case PARSE_ERROR:
     case BUFFER_ERROR:
     case INCOMPLETE_DATA:
@@ -117,15 +118,15 @@ rt_tls_t *rt_tls_ctx_new(const char *ca, const char *cert, const char *key, bool
         goto fail;
     }
     if (wolfSSL_CTX_load_verify_locations(t->ctx, ca, NULL) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "tls: cannot load the site CA %s", ca);
+        snprintf(err, errlen, "tls: cannot load the site CA %s (make one with nodectl init)", ca);
         goto fail;
     }
     if (wolfSSL_CTX_use_certificate_file(t->ctx, cert, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "tls: cannot load the certificate %s", cert);
+        snprintf(err, errlen, "tls: cannot load the certificate %s (issue one with nodectl cert issue)", cert);
         goto fail;
     }
     if (wolfSSL_CTX_use_PrivateKey_file(t->ctx, key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "tls: cannot load the key %s", key);
+        snprintf(err, errlen, "tls: cannot load the key %s (it comes with the certificate from nodectl cert issue)", key);
         goto fail;
     }
     if (wolfSSL_CTX_check_private_key(t->ctx) != WOLFSSL_SUCCESS) {

@@ -329,6 +329,16 @@ static uint32_t hook_write(nbd_export_t *e, uint64_t off, uint32_t len, const vo
     return rc == RT_OK ? 0 : NBD_EIO;
 }
 
+/* A write-like operation is about to touch the disk. @return true if the
+ * hook refused it (the request fails with EIO, the disk is untouched). */
+static bool hook_begin_refused(nbd_export_t *e, const nbd_req_t *r)
+{
+    if (!e->hooks.on_begin || r->len == 0 ||
+        (r->type != NBD_CMD_WRITE && r->type != NBD_CMD_TRIM && r->type != NBD_CMD_WRITE_ZEROES))
+        return false;
+    return e->hooks.on_begin(e->ctx, r->off, r->len) != RT_OK;
+}
+
 /* A write-like operation failed after it may have touched the disk. */
 static void hook_failed(nbd_export_t *e, uint64_t off, uint32_t len, uint32_t flags)
 {
@@ -516,6 +526,8 @@ static void conn_exec(nbd_conn_t *c)
     nbd_req_t *r;
 
     while (!e->paused && (r = q_pop(&c->pend)) != NULL) {
+        if (!r->err && hook_begin_refused(e, r))
+            r->err = NBD_EIO;
         if (!r->err) {
             switch (r->type) {
             case NBD_CMD_READ:
@@ -1380,14 +1392,18 @@ nbd_export_t *nbd_export_add(nbd_server_t *s, const nbd_export_conf_t *conf)
         return NULL;
     }
     e = calloc(1, sizeof(*e));
-    if (!e)
-        goto oom;
+    if (!e) {
+        rt_log(RT_LOG_ERR, "nbd: out of memory");
+        return NULL;
+    }
     e->srv = s;
     e->fd = -1;
     e->name = strdup(conf->name);
     e->desc = dl ? strdup(conf->description) : NULL;
-    if (!e->name || (dl && !e->desc))
-        goto oom;
+    if (!e->name || (dl && !e->desc)) {
+        rt_log(RT_LOG_ERR, "nbd: out of memory");
+        goto fail;
+    }
     e->name_len = nl;
     e->desc_len = dl;
     e->readonly = conf->readonly;
@@ -1433,16 +1449,12 @@ nbd_export_t *nbd_export_add(nbd_server_t *s, const nbd_export_conf_t *conf)
     }
     return e;
 
-oom:
-    rt_log(RT_LOG_ERR, "nbd: out of memory");
 fail:
-    if (e) {
-        if (e->own_fd && e->fd >= 0)
-            close(e->fd);
-        free(e->name);
-        free(e->desc);
-        free(e);
-    }
+    if (e->own_fd && e->fd >= 0)
+        close(e->fd);
+    free(e->name);
+    free(e->desc);
+    free(e);
     return NULL;
 }
 

@@ -80,6 +80,13 @@ typedef struct nbd_hooks {
     /*! on_flush() : a FLUSH completed: fdatasync() of the backing file returned;
      *  the agent decides what durable means for its log. */
     int (*on_flush)(void *ctx);
+    /*! on_begin() : a WRITE, WRITE_ZEROES or TRIM of [@off, @off + @len) is
+     *  about to touch the backing file (it runs before the operation, on the
+     *  loop, in order; RT_AGAIN is not allowed here). The agent marks the
+     *  range in its activity map, so that a crash between the write and
+     *  on_write() still gets the range resynced. @return RT_OK to go on, or
+     *  RT_ERR: the client gets NBD_EIO and the backing file is not touched. */
+    int (*on_begin)(void *ctx, uint64_t off, uint32_t len);
 } nbd_hooks_t;
 
 /* ---- server ------------------------------------------------------------------ */

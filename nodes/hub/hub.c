@@ -107,15 +107,19 @@ static void on_up(const rt_msg_t *m)
     char roles[32];
     roles_str(h->roles, roles, sizeof roles);
     double off = (double)rt_link_clock_offset_us(m->link) / 1e6;
-    rt_log(RT_LOG_INFO, "link %s up: peer %s at %s, roles %s, clock offset %+.6f s",
-           m->from ? m->from->name : "?", rt_link_peer(m->link), rt_link_addr(m->link), roles,
+    rt_log(RT_LOG_INFO, "%s up: peer %s at %s, roles %s, clock offset %+.6f s",
+           m->from ? m->from->name : "link", rt_link_peer(m->link), rt_link_addr(m->link), roles,
            off);
 }
 
+/* a peer leaving in good order is news; anything else is a warning */
 static void on_down(const rt_msg_t *m)
 {
-    rt_log(RT_LOG_INFO, "link %s down: peer %s at %s: %s", m->from ? m->from->name : "?",
-           rt_link_peer(m->link), rt_link_addr(m->link), (const char *)m->data);
+    const char *why = (const char *)m->data;
+    bool orderly = strncmp(why, "peer said goodbye (code 0", 25) == 0 ||
+                   strcmp(why, "node stopping") == 0 || strncmp(why, "closed by", 9) == 0;
+    rt_log(orderly ? RT_LOG_INFO : RT_LOG_WARN, "%s down: peer %s at %s: %s",
+           m->from ? m->from->name : "link", rt_link_peer(m->link), rt_link_addr(m->link), why);
 }
 
 static void hub_dispatch(rt_actor_t *me, const rt_msg_t *m)

@@ -186,7 +186,7 @@ static void test_errors(void **state)
                  "msg_slots, log_level)");
     expect_error("[node]\nname = a\nroles = ps\n\n[disks]\nx = 1\n",
                  "5: [disks]: unknown section (expected one of node, trace, tls, listen, link, "
-                 "peer NAME, console)");
+                 "peer NAME, console, agent, disk NAME)");
     expect_error("[node]\nname = a\nroles = ps\nmemory = 12Q\n",
                  "4: [node] memory: bad value \"12Q\" (expected a size like 4096, 64K, 16M or "
                  "1G, at least 4M)");

@@ -180,17 +180,30 @@ static void test_bad_prefix(void **state)
     assert_int_equal(rt_frame_decode(six, 4, 100, &d, &fr), RT_AGAIN);
 }
 
+/* a two-byte varint of @v */
+static void varint2(uint8_t *p, uint32_t v)
+{
+    assert_true(v >= 0x80 && v < 0x4000);
+    p[0] = (uint8_t)(0x80u | (v & 0x7fu));
+    p[1] = (uint8_t)(v >> 7);
+}
+
 static void test_oversize_header(void **state)
 {
     (void)state;
-    /* 2049 = 0x81 0x10: refused from the prefix alone, before the bytes come */
-    static const uint8_t p[] = {0x81, 0x10};
-    static const uint8_t ok[] = {0x80, 0x10}; /* 2048: allowed, so need more */
+    uint8_t p[2], ok[2];
     ss_Envelope d;
     rt_frame_t fr;
+    /* refused from the prefix alone, before the bytes come */
+    varint2(p, RT_MAX_HEADER + 1);
     expect_err(p, sizeof p, 100, "oversize header");
+    /* RT_MAX_HEADER itself is allowed: need more */
+    varint2(ok, RT_MAX_HEADER);
     assert_int_equal(rt_frame_decode(ok, sizeof ok, 100, &d, &fr), RT_AGAIN);
     assert_int_equal(fr.need, 2 + RT_MAX_HEADER);
+    /* far too big, three bytes */
+    static const uint8_t huge[] = {0x80, 0x80, 0x40};
+    expect_err(huge, sizeof huge, 100, "oversize header (1048576 bytes");
 }
 
 static void test_undecodable(void **state)

@@ -255,6 +255,37 @@ static void test_alloc_grows_to_max(void **state)
     assert_null(j.buf);
 }
 
+static void test_rollback(void **state)
+{
+    (void)state;
+    char buf[40];
+    rt_json_t j;
+    rt_json_init(&j, buf, sizeof buf);
+    rt_json_obj(&j, NULL);
+    rt_json_u64(&j, "a", 1);
+    rt_json_mark_t m = rt_json_mark(&j);
+    rt_json_obj(&j, "sec"); /* a section that overflows the buffer half-way */
+    rt_json_str(&j, "big", "0123456789012345678901234567890123456789");
+    assert_true(j.err);
+    rt_json_rollback(&j, m);
+    assert_false(j.err);
+    rt_json_obj(&j, "sec"); /* replaced by a short one: commas still right */
+    rt_json_str(&j, "error", "x");
+    rt_json_obj_end(&j);
+    rt_json_u64(&j, "b", 2);
+    rt_json_obj_end(&j);
+    assert_string_equal(doc(&j), "{\"a\":1,\"sec\":{\"error\":\"x\"},\"b\":2}");
+
+    /* a mark at the very start: back to an empty writer */
+    rt_json_init(&j, buf, sizeof buf);
+    m = rt_json_mark(&j);
+    rt_json_arr(&j, NULL);
+    rt_json_rollback(&j, m);
+    assert_int_equal(rt_json_finish(&j), RT_ERR);
+    rt_json_u64(&j, NULL, 5);
+    assert_string_equal(doc(&j), "5");
+}
+
 /* ---- reader ------------------------------------------------------------------ */
 
 static void test_parse_round_trip(void **state)
@@ -390,6 +421,12 @@ static void test_parse_rejects(void **state)
     rt_json_doc_t d;
     assert_int_equal(rt_json_parse(&d, deep + 1, strlen(deep + 1), tok, 64, NULL, 0), RT_OK);
 
+    /* counting: the number of tokens needed, and no lookups */
+    assert_int_equal(rt_json_parse(&d, "{\"a\":[1,2],\"b\":null}", 20, NULL, 0, NULL, 0), RT_OK);
+    assert_int_equal(d.ntok, 7); /* the object, 2 keys, the array, 2 numbers, null */
+    assert_int_equal(rt_json_get(&d, 0, "a"), -1);
+    assert_int_equal(rt_json_parse(&d, "[1,]", 4, NULL, 0, NULL, 0), RT_ERR);
+
     /* more values than tokens */
     assert_int_equal(rt_json_parse(&d, "[1,2,3]", 7, tok, 3, NULL, 0), RT_ERR);
     assert_int_equal(rt_json_parse(&d, "[1,2,3]", 7, tok, 4, NULL, 0), RT_OK);
@@ -450,7 +487,7 @@ int main(void)
         cmocka_unit_test(test_escape_truncates), cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_numbers),          cmocka_unit_test(test_scalar_top_level),
         cmocka_unit_test(test_misuse),           cmocka_unit_test(test_overflow),
-        cmocka_unit_test(test_alloc_grows_to_max), cmocka_unit_test(test_parse_round_trip),
+        cmocka_unit_test(test_alloc_grows_to_max), cmocka_unit_test(test_rollback), cmocka_unit_test(test_parse_round_trip),
         cmocka_unit_test(test_parse_unescape),   cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_b64),
     };

@@ -334,7 +334,6 @@ static void test_plain_recv_backpressure(void **state)
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", free_port());
     rt_link_conf_t lc = fast_conf(NULL);
-    lc.hb_timeout_s = 5; /* the test holds B's pool for a while */
     rt_listener_t *ls = rt_listener_new(nb, &pb.actor, NULL, addr, &lc);
     rt_link_t *l = rt_link_connect(na, &pa.actor, NULL, addr, &lc);
     RUN_UNTIL(pa.ups == 1 && pb.ups == 1, 5);
@@ -347,14 +346,39 @@ static void test_plain_recv_backpressure(void **state)
         n++;
     assert_true(n > 0 && n < 128);
     send_frame(l, na, 0, 300000, RT_OK);
-    run_for(0.3);
+    /* longer than hb_timeout: a link that waits for memory is not dead */
+    run_for(2 * lc.hb_timeout_s);
     assert_int_equal(pb.frames, 0); /* no buffer: B stopped reading */
     assert_string_equal(rt_link_state(pb.link), "up");
+    assert_string_equal(rt_link_state(l), "up");
+    /* B does not read, so TCP fills and A's queue with it: the sender is
+     * held back by the slow receiver, not by a queue that grows */
+    uint64_t sent = 1;
+    int rc = RT_OK;
+    while (sent < 400 && rc == RT_OK) {
+        ss_Envelope e = ss_Envelope_init_zero;
+        rt_buf_t *b = rt_buf_alloc(na, 64u << 10);
+        assert_non_null(b);
+        e.which_body = ss_Envelope_write_ack_tag;
+        e.corr = sent;
+        for (uint32_t i = 0; i < (64u << 10); i++)
+            b->data[i] = (uint8_t)(sent + i * 13);
+        b->len = 64u << 10;
+        rc = rt_link_send(l, &e, b, 64u << 10);
+        rt_buf_unref(b);
+        if (rc == RT_OK)
+            sent++;
+        run_for(0.002);
+    }
+    assert_int_equal(rc, RT_AGAIN);
+    assert_int_equal(pb.frames, 0);
+    assert_int_equal(pa.writables, 0);
     for (int i = 0; i < n; i++)
         rt_buf_unref(hold[i]);
-    RUN_UNTIL(pb.frames == 1, 5);
-    assert_int_equal(pb.frames, 1); /* RT_SIG_RESUME restarted it */
-    assert_true(pb.payload_ok);
+    RUN_UNTIL(pb.frames == (int)sent && pa.writables == 1, 10);
+    assert_int_equal(pb.frames, sent); /* RT_SIG_RESUME restarted it */
+    assert_true(pb.order_ok && pb.payload_ok);
+    assert_int_equal(pa.writables, 1);
     rt_link_free(l);
     rt_listener_free(ls);
 }
@@ -486,6 +510,7 @@ static void test_tls(void **state)
     assert_non_null(strstr(err, "cannot load the site CA"));
 
     rt_link_conf_t lc = fast_conf("B");
+    lc.hb_timeout_s = 5; /* ECC handshakes are slow under valgrind */
     rt_listener_t *ls = rt_listener_new(nb, &pb.actor, srv, addr, &lc);
     rt_link_t *good = rt_link_connect(na, &pa.actor, cli, addr, &lc);
     RUN_UNTIL(pa.ups == 1 && pb.ups == 1, 5);
@@ -500,7 +525,8 @@ static void test_tls(void **state)
     assert_true(pb.order_ok && pb.payload_ok);
 
     /* a client that expects another name never gets up */
-    rt_link_conf_t wrong = fast_conf("C");
+    rt_link_conf_t wrong = lc;
+    wrong.peer_name = "C";
     rt_link_t *misnamed = rt_link_connect(na, &pa.actor, cli, addr, &wrong);
     /* a client whose certificate comes from another CA is refused */
     rt_link_t *foreign = rt_link_connect(na, &pa.actor, bad, addr, &lc);

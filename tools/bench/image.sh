@@ -14,7 +14,7 @@
 # whole 4 KiB blocks, files under 16 MiB, in a stable order; names with odd
 # characters are left out
 image_pick() {
-    local share=$(($1 * 1048576 / 100 * $2 * 4 / 10)) lib=$(($1 * 1048576 / 100 * $2 * 3 / 10))
+    local share=$(($1 * 1048576 * $2 * 4 / 1000)) lib=$(($1 * 1048576 * $2 * 3 / 1000))
     local tab
     tab=$(printf '\t')
     find /usr/share -xdev -type f -readable -size -16M -printf '%s\t%P\n' 2>/dev/null |
@@ -76,9 +76,9 @@ image_figures() {
     free=$(dumpe2fs -h "$IMG" 2>/dev/null | sed -n 's/^Free blocks: *//p')
     used=
     isnum "$count" && isnum "$free" && used=$(calc "($count - $free) / $count" 3)
-    record data_image_bytes data "test image size" "$(stat -c %s "$IMG")" bytes "" \
-        "mkfs.ext4 -d (files from /usr/share, /usr/lib)" "$IMG"
-    record data_image_used_share data "test image: share of blocks in use" "$used" fraction "" \
+    record data_image_bytes "test data" "test image size" "$(stat -c %s "$IMG")" bytes "" \
+        "mkfs.ext4 -d (files from /usr/share, /usr/lib)" "bench-data/$(basename "$IMG")"
+    record data_image_used_share "test data" "test image: share of blocks in use" "$used" fraction "" \
         "dumpe2fs -h" ""
-    record data_image_files data "test image: files" "$(cat "$IMG.ok")" files "" "" ""
+    record data_image_files "test data" "test image: files" "$(cat "$IMG.ok")" files "" "" ""
 }

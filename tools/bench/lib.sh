@@ -45,11 +45,9 @@ record() {
     awk -F'\t' -v k="$1" '$1 != k' "$REC" >"$REC.tmp" && mv "$REC.tmp" "$REC"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$v" "$5" "$6" \
         "$(printf '%s' "$7" | tr '\t\n' '  ')" "$(printf '%s' "$note" | tr '\t\n' '  ')" >>"$REC"
-    if [ -n "$v" ]; then
-        printf '  %-50s %12s %-6s %s\n' "$3" "$v" "$5" "$note"
-    else
-        printf '  %-50s %12s %-6s %s\n' "$3" "-" "$5" "$note"
-    fi
+    # the live table keeps notes short; bench.json has them whole
+    [ ${#note} -gt 72 ] && note="$(printf '%s' "$note" | cut -c 1-69)..."
+    printf '  %-50s %12s %-6s %s\n' "$3" "${v:--}" "$5" "$note"
 }
 
 # na KEY GROUP LABEL UNIT GOAL REASON: a figure that could not be measured
@@ -97,7 +95,7 @@ stop() {
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     fi
     wait "$pid" 2>/dev/null
-    BG_PIDS=$(printf '%s\n' $BG_PIDS | grep -vx "$pid" | tr '\n' ' ')
+    BG_PIDS=$(printf '%s' "$BG_PIDS" | tr ' ' '\n' | grep -vx "$pid" | tr '\n' ' ')
     return 0
 }
 

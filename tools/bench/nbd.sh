@@ -16,12 +16,13 @@ fio_job() {
         --bs="$4" --iodepth="$5" --size="$IMG_BYTES" --runtime="$FIO_SECONDS" --time_based \
         --norandommap --randrepeat=0 --output-format=terse --terse-version=3 \
         2>>"$LOG/fio.err") || return 1
-    # terse v3: 48 write KiB, 49 write KiB/s, 50 write IOPS, 60..79 write clat
-    # percentiles (usec) as "P%=VALUE"
-    printf '%s\n' "$out" | awk -F';' 'NF > 80 {
+    # terse v3 (the line of 3;fio-...; the nbd engine prints a line before it):
+    # 47 write KiB, 48 write KiB/s, 49 write IOPS, 50 runtime ms, 59..78 write
+    # completion latency percentiles (usec) as "P%=VALUE"
+    printf '%s\n' "$out" | awk -F';' '$1 == 3 && NF > 80 {
         p99 = ""
-        for (i = 60; i <= 79; i++) if ($i ~ /^99\.0+%=/) { sub(/^[^=]*=/, "", $i); p99 = $i }
-        printf "%.0f %.1f %s\n", $50, $49 * 1024 / 1e6, p99
+        for (i = 59; i <= 78; i++) if ($i ~ /^99\.0+%=/) { sub(/^[^=]*=/, "", $i); p99 = $i }
+        printf "%.0f %.1f %s\n", $49, $48 * 1024 / 1e6, p99
     }' | grep .
 }
 
@@ -114,9 +115,11 @@ step_tap() {
     local g="agent tap alone" srv=$BUILD/it-bin/nbdserve scratch=$TMP/tap.img pf=$TMP/tap.port
     local pid uri i=0
     group "Agent NBD tap alone, no replication (it-bin/nbdserve), vs nbdkit"
+    [ -x "$srv" ] || timeout 600 make --no-print-directory BUILD="$BUILD" "$srv" \
+        >"$LOG/nbdserve-build.log" 2>&1
     if [ ! -x "$srv" ]; then
         na tap_nbdcopy_seconds "$g" "nbdcopy of the test image" s "" \
-            "n/a (not built yet: $srv; make BUILD=... $srv)"
+            "n/a (not built yet: $srv)"
         return 0
     fi
     truncate -s "$IMG_BYTES" "$scratch" || return 0

@@ -12,7 +12,9 @@
 #   - lag from write acknowledged at the agent to durable at the master
 #     target (p50, p99) under sustained random writes: a stub until
 #     `nodectl status --json` reports lag (see ours_lag);
-#   - noded's size (stripped; static if `make STATIC=1` links, else dynamic).
+#   - noded's size (stripped; static if `make STATIC=1` links, else dynamic);
+#   - at the end, the replica rebuilt offline (nodectl restore --offline) is
+#     compared with the source disk: figures of a wrong replica are void.
 # The demo runs in $TMP/demo with one disk of the test image's size.
 
 NOT_BUILT="n/a (not built yet"
@@ -40,6 +42,7 @@ ours_na() {
     na ours_lag_p99_ms "$g" "lag, write acked -> durable at master target, p99" ms "< 1000" "$why"
     na ours_backlog_grows "$g" "backlog grows under the load" bool "0" "$why"
     na ours_resync_1pct_seconds "$g" "resync of a 1 % block change" s "" "$why"
+    na ours_replica_identical "$g" "replica identical to the source after the run" bool "1" "$why"
 }
 
 # demo_start DIR SIZE: start `noded --demo` and wait until its export serves;
@@ -50,8 +53,8 @@ demo_start() {
         OURS_WHY="$NOT_BUILT: no $NODED)"
         return 1
     fi
-    out=$(timeout 60 "$NODED" --demo "$dir" --disk-size "$size" --init-only 2>&1)
-    if [ $? -ne 0 ] || printf '%s' "$out" | grep -qi 'not built yet' || [ ! -f "$dir/demo.env" ]; then
+    if ! out=$(timeout 60 "$NODED" --demo "$dir" --disk-size "$size" --init-only 2>&1) ||
+        printf '%s' "$out" | grep -qi 'not built yet' || [ ! -f "$dir/demo.env" ]; then
         OURS_WHY="$NOT_BUILT: noded --demo --init-only: $(printf '%s\n' "$out" | head -n 1))"
         return 1
     fi
@@ -60,7 +63,7 @@ demo_start() {
     export NODECTL_CONF
     bg "$LOG/noded.log" "$NODED" --demo "$dir" --disk-size "$size"
     DEMO_PID=$BG_PID
-    if [ -z "$NBD_URI_0" ] || ! wait_nbd "$NBD_URI_0" 30; then
+    if [ -z "${NBD_URI_0:-}" ] || [ -z "${PAIR_0:-}" ] || ! wait_nbd "$NBD_URI_0" 30; then
         OURS_WHY="$NOT_BUILT: the demo's export ${NBD_URI_0:-(no NBD_URI_0)} did not serve in 30 s: $(tail -n 1 "$LOG/noded.log"))"
         stop "$DEMO_PID"
         return 1
@@ -135,8 +138,28 @@ step_ours() {
     ours_lag
     na ours_resync_1pct_seconds "$g" "resync of a 1 % block change" s "" \
         "$NOT_BUILT: issue 5)"
+
+    # figures of a replica that is wrong are worth nothing: drain, stop,
+    # rebuild the replica offline and compare it with the source disk
+    timeout 300 "$CTL" wait "$PAIR_0" --drained --timeout 280 >>"$LOG/wait-drained.log" 2>&1
     stop "$DEMO_PID"
-    rm -rf "$dir"
+    if [ -z "${MT_DIR:-}" ] || [ -z "${SOURCE_0:-}" ]; then
+        na ours_replica_identical "$g" "replica identical to the source after the run" bool "1" \
+            "n/a (demo.env has no MT_DIR or SOURCE_0)"
+    elif timeout 600 "$CTL" restore --offline "$MT_DIR" --pair "$PAIR_0" --point latest \
+        --out "$TMP/replica.img" >"$LOG/restore.log" 2>&1; then
+        if cmp -s "$SOURCE_0" "$TMP/replica.img"; then
+            record ours_replica_identical "$g" "replica identical to the source after the run" 1 \
+                bool "1" "nodectl restore --offline ... && cmp" ""
+        else
+            record ours_replica_identical "$g" "replica identical to the source after the run" 0 \
+                bool "1" "nodectl restore --offline ... && cmp" "the replica DIFFERS: figures void"
+        fi
+    else
+        na ours_replica_identical "$g" "replica identical to the source after the run" bool "1" \
+            "$NOT_BUILT: nodectl restore --offline: $(tail -n 1 "$LOG/restore.log"))"
+    fi
+    rm -rf "$dir" "$TMP/replica.img"
 }
 
 # step_footprint: noded's size, stripped; static when `make STATIC=1` links it

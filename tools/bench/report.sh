@@ -21,8 +21,9 @@ report_json() {
         printf '  "schema": "secondsite-bench/1",\n'
         printf '  "date": %s,\n' "$(json_str "$RUN_DATE")"
         printf '  "quick": %s,\n' "$([ "$QUICK" = 1 ] && echo true || echo false)"
-        printf '  "host": {"cpus": %s, "kernel": %s, "cpu": %s},\n' "$(nproc)" \
-            "$(json_str "$(uname -sr)")" "$(json_str "$CPU_MODEL")"
+        printf '  "host": {"cpus": %s, "kernel": %s, "cpu": %s, "loadavg_at_start": %s},\n' \
+            "$(nproc)" "$(json_str "$(uname -sr)")" "$(json_str "$CPU_MODEL")" \
+            "$(json_str "$LOAD_AVG")"
         printf '  "params": {"image_mib": %s, "image_bytes": %s, "link_bytes": %s, "fio_seconds": %s},\n' \
             "$IMG_MIB" "${IMG_BYTES:-0}" "$LINK_BYTES_N" "$FIO_SECONDS"
         printf '  "figures": {'
@@ -65,6 +66,7 @@ report_summary() {
     printf '  %-44s %s\n' "backlog grows" "$(row ours_backlog_grows)"
     printf '  %-44s %s\n' "noded size, stripped" "$(row ours_noded_bytes)"
     printf '  %-44s %s\n' "noded idle RSS" "$(row ours_idle_rss_kib)"
+    printf '  %-44s %s\n' "replica identical to the source (1 = yes)" "$(row ours_replica_identical)"
 }
 
 # md_table: the record as markdown tables, one per group, in record order
@@ -105,9 +107,9 @@ section 7 and issues 3 and 5; they are goals, not test assertions.
 ## What is measured
 
 All stages work on one test image: a 1 GiB ext4 file system made with
-`mkfs.ext4 -d` from files copied from this machine's `/usr/share` (40 % of
-the image) and `/usr/lib` (30 %), built once and kept in
-`build/bench-data/`. MB is 10^6 bytes.
+`mkfs.ext4 -d` from files copied from this machine's `/usr/share` (about
+40 % of the image) and `/usr/lib` (about 30 %), built once and kept in
+`build/bench-data/`; nothing is downloaded. MB is 10^6 bytes.
 
 - **Physical stages** (`tools/bench/diskbench.c`, `tools/bench/linkbench.c`):
   the test image copied to a new file in 1 MiB `pwrite`s, each followed by
@@ -116,7 +118,8 @@ the image) and `/usr/lib` (30 %), built once and kept in
   non-zero blocks; a block is incompressible when lz4 saves less than 1/8);
   one loopback connection in mutual TLS 1.3 made with the project's
   `rt_tls_ctx_new` (certificates from `nodectl init` and `nodectl cert
-  issue`), and in plain TCP. The slowest of disk write, lz4 and TLS is the
+  issue`; no cipher list is set, so the suite is wolfSSL's default choice),
+  and in plain TCP. The slowest of disk write, lz4 and TLS is the
   ceiling an initial sync is judged against (goal: at least 0.8x of it).
 - **rsync**: an rsync daemon on 127.0.0.1 receives the image (plain, and with
   `--fsync`); then 1 % of the image's 4 KiB blocks are overwritten at random
@@ -128,15 +131,18 @@ the image) and `/usr/lib` (30 %), built once and kept in
   nbd engine: 4k random writes at queue depth 1 and 16, 1 MiB sequential
   writes at depth 4, each for a fixed time.
 - **Agent NBD tap alone**: the same on `build/it-bin/nbdserve` (the agent's
-  NBD server with its capture hook, no replication): what the tap costs.
+  NBD server with its capture hook, no replication; the run builds it if
+  it is missing): what the tap costs before anything ships.
 - **secondsite**: `noded --demo` with one disk of the image's size: idle RSS;
   `nbdcopy` of the image into `$NBD_URI_0`, then `nodectl wait $PAIR_0
   --drained` (initial sync until every acknowledged write is durable at the
   master target), against rsync and the slowest stage; the fio rows with
   replication running, against nbdkit; lag from acknowledged to durable
   (p50, p99) under sustained random writes; noded's stripped size (static
-  when `make STATIC=1` links). A row says "n/a (not built yet ...)" while
-  noded cannot do it.
+  when `make STATIC=1` links). At the end the demo is drained and stopped,
+  the replica is rebuilt with `nodectl restore --offline` and compared with
+  the source disk: if it differs, the figures are void. A row says "n/a (not
+  built yet ...)" while noded cannot do it.
 
 ## How to reproduce
 
@@ -154,8 +160,8 @@ footprint`). Logs of the last run are in `$BUILD/bench-log/`.
 
 ## Last run
 EOF
-        printf '\n%s, %s, %s CPUs (%s), %s; image %s MiB, fio %s s per row%s.\n' \
-            "$RUN_DATE" "$(uname -sr)" "$(nproc)" "$CPU_MODEL" \
+        printf '\n%s, %s, %s CPUs (%s, load average %s at the start), %s; image %s MiB, fio %s s per row%s.\n' \
+            "$RUN_DATE" "$(uname -sr)" "$(nproc)" "$CPU_MODEL" "$LOAD_AVG" \
             "$(value data_image_files) files" "$IMG_MIB" "$FIO_SECONDS" \
             "$([ "$QUICK" = 1 ] && echo ', quick mode (not representative)')"
         md_table

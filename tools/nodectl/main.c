@@ -37,6 +37,17 @@ static const ctl_cmd_t commands[] = {
      ctl_cmd_init, NULL},
     {"cert", NULL, "issue, show and verify certificates of the site CA", NULL, NULL,
      ctl_cert_cmds},
+    {"status", NULL, "every pair: state, RPO lag, backlog, cache, link", ctl_status_help,
+     ctl_cmd_status, NULL},
+    {"pairs", NULL, "list the protection pairs", ctl_pairs_help, ctl_cmd_pairs, NULL},
+    {"pair", NULL, "show one protection pair", NULL, NULL, ctl_pair_cmds},
+    {"wait", "PAIR (--state S | --drained) [--timeout SECONDS]",
+     "block until a pair reaches a state, or until it is drained", ctl_wait_help, ctl_cmd_wait,
+     NULL},
+    {"trace", "--out DIR", "fetch the node's trace files into DIR", ctl_trace_help,
+     ctl_cmd_trace, NULL},
+    {"call", "CMD [ARG...]", "send one management command, print the node's JSON answer",
+     ctl_call_help, ctl_cmd_call, NULL},
     {"help", "[COMMAND [SUBCOMMAND]]", "show the manual of nodectl or of one command", NULL,
      cmd_help, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
@@ -47,20 +58,23 @@ static const char page_head[] =
     "    nodectl - the operator's console of secondsite\n"
     "\n"
     "SYNOPSIS\n"
-    "    nodectl [--conf FILE] [--json] COMMAND [ARGS...]\n"
+    "    nodectl [--conf FILE] [--timeout S] [--json] COMMAND [ARGS...]\n"
     "    nodectl COMMAND --help\n"
     "\n"
     "DESCRIPTION\n"
     "    nodectl sets up a site (its CA and certificates) and is the console of\n"
-    "    the nodes. Commands that talk to a node's management endpoint (status,\n"
-    "    pairs, failover, ...) are being built.\n"
+    "    the nodes: status, pairs, wait and trace talk to a node's management\n"
+    "    endpoint over mutual TLS 1.3, with the endpoint and certificates named\n"
+    "    by the console file (--conf FILE or NODECTL_CONF).\n"
     "\n"
     "COMMANDS\n";
 
 static const char page_options[] =
     "OPTIONS\n"
-    "    --conf FILE  the node configuration file that says how to reach a node\n"
-    "                 (default: $NODECTL_CONF)\n"
+    "    --conf FILE  the console file that says how to reach a node: [console]\n"
+    "                 endpoint, [tls] ca, cert, key (default: $NODECTL_CONF)\n"
+    "    --timeout S  wait at most S seconds for the node (to connect, and for\n"
+    "                 each answer; default: [console] timeout, else 10)\n"
     "    --json       one JSON document on stdout instead of text\n"
     "    -h, --help   show this page\n";
 
@@ -170,6 +184,12 @@ int main(int argc, char **argv)
             ctl.conf = argv[++i];
         } else if (strncmp(a, "--conf=", 7) == 0) {
             ctl.conf = a + 7;
+        } else if (strcmp(a, "--timeout") == 0 || strncmp(a, "--timeout=", 10) == 0) {
+            const char *v = a[9] == '=' ? a + 10 : i + 1 < argc ? argv[++i] : NULL;
+            char *end = NULL;
+            ctl.timeout_s = v ? strtod(v, &end) : 0;
+            if (!v || end == v || *end || !(ctl.timeout_s >= 0.1 && ctl.timeout_s <= 3600))
+                return ctl_usage(&ctl, "option '--timeout' needs SECONDS, 0.1 to 3600");
         } else if (strcmp(a, "--") == 0) {
             i++;
             break;

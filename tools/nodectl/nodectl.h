@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "rt_json.h"
+
 enum {
     CTL_EXIT_OK = 0,    /* success */
     CTL_EXIT_FAIL = 1,  /* the operation failed */
@@ -32,6 +34,7 @@ typedef struct ctl_cmd ctl_cmd_t;
 typedef struct ctl {
     const char *conf;      /* --conf FILE, else $NODECTL_CONF, else NULL */
     bool json;             /* --json: one JSON document on stdout */
+    double timeout_s;      /* --timeout before the command: I/O timeout; 0: the file's */
     const ctl_cmd_t *cmd;  /* the command being run (for messages and help) */
     char path[64];         /* its full name, "cert issue" */
 } ctl_t;
@@ -50,6 +53,55 @@ struct ctl_cmd {
 
 extern const ctl_cmd_t ctl_cert_cmds[]; /* cmd_cert.c: cert issue|show|verify */
 int ctl_cmd_init(ctl_t *ctl, int argc, char **argv); /* cmd_cert.c */
+int ctl_cmd_status(ctl_t *ctl, int argc, char **argv); /* cmd_status.c */
+int ctl_cmd_pairs(ctl_t *ctl, int argc, char **argv);  /* cmd_status.c */
+extern const ctl_cmd_t ctl_pair_cmds[];                 /* cmd_status.c: pair show */
+int ctl_cmd_wait(ctl_t *ctl, int argc, char **argv);   /* cmd_status.c */
+int ctl_cmd_trace(ctl_t *ctl, int argc, char **argv);  /* cmd_trace.c */
+int ctl_cmd_call(ctl_t *ctl, int argc, char **argv);   /* cmd_call.c */
+extern const char ctl_status_help[], ctl_pairs_help[], ctl_wait_help[], ctl_trace_help[],
+    ctl_call_help[];
+
+/* ---- the management client (mgmt_client.c) ------------------------------- */
+
+/* A blocking session with a node's management endpoint (nodes/mgmt), as
+ * named by the console file: [console] endpoint (or a node file's [listen]
+ * mgmt) and [tls] ca, cert, key. Every wait is bounded by the I/O timeout
+ * (ctl->timeout_s, else [console] timeout, else 10 s). */
+typedef struct ctl_conn ctl_conn_t;
+
+/* One answer. On CTL_EXIT_OK, text holds the node's JSON document and doc
+ * its tokens (root = token 0); otherwise error holds one line. */
+typedef struct ctl_resp {
+    int code;             /* CTL_EXIT_* */
+    bool transport;       /* the session failed (the node did not answer) */
+    char error[512];      /* what failed, one line, when code != 0 */
+    char *text;           /* the document, NUL-terminated; owned */
+    size_t len;
+    rt_json_doc_t doc;
+    rt_json_tok_t *tok;   /* owned */
+} ctl_resp_t;
+
+/*! ctl_connect() : read the console file, connect, TLS 1.3 handshake, Hello
+ *  exchange. @return the session, or NULL with *@rc (CTL_EXIT_USAGE for a
+ *  missing or bad console file, else CTL_EXIT_FAIL) and one line in @err. */
+ctl_conn_t *ctl_connect(const ctl_t *ctl, int *rc, char *err, size_t errlen);
+/*! ctl_open() : ctl_connect() that prints the error line itself. */
+ctl_conn_t *ctl_open(const ctl_t *ctl, int *rc);
+void ctl_disconnect(ctl_conn_t *c); /* NULL is a no-op */
+const char *ctl_conn_node(const ctl_conn_t *c); /* the node's name, from its Hello */
+const char *ctl_conn_addr(const ctl_conn_t *c); /* the endpoint, IP:PORT */
+bool ctl_conn_broken(const ctl_conn_t *c);      /* a call failed in transport */
+/*! ctl_call() : send command @cmd with @nargs arguments and wait for its
+ *  answer into @r (free it with ctl_resp_free). @return r->code: CTL_EXIT_OK,
+ *  or the node's code with its error line, or CTL_EXIT_FAIL with
+ *  r->transport set when the session broke (the connection is then unusable). */
+int ctl_call(ctl_conn_t *c, const char *cmd, unsigned nargs, const char *const *args,
+             ctl_resp_t *r);
+void ctl_resp_free(ctl_resp_t *r);
+/*! ctl_report() : print @r's error line the way nodectl does (transport
+ *  errors without the command name). @return the exit code for it. */
+int ctl_report(const ctl_t *ctl, const ctl_resp_t *r);
 
 /* ---- helpers (util.c) ---------------------------------------------------- */
 

@@ -17,8 +17,11 @@
 
 const char ctl_environment_text[] =
     "ENVIRONMENT\n"
-    "    NODECTL_CONF  the node configuration file nodectl uses to reach a node's\n"
-    "                  management endpoint when --conf is not given.\n";
+    "    NODECTL_CONF  the console file nodectl uses to reach a node's management\n"
+    "                  endpoint when --conf is not given: [console] endpoint =\n"
+    "                  IP:PORT (and timeout = SECONDS), [tls] ca, cert, key (the\n"
+    "                  admin certificate from nodectl init). A node's own file\n"
+    "                  works too: its [listen] mgmt is the endpoint.\n";
 
 const char ctl_exit_status_text[] =
     "EXIT STATUS\n"
@@ -144,23 +147,7 @@ bool ctl_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 
 void ctl_json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        switch (ch) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (ch < 0x20)
-                fprintf(f, "\\u%04x", ch);
-            else
-                fputc(ch, f);
-        }
-    }
-    fputc('"', f);
+    rt_json_fputs(f, s, 0); /* the project's one escaper (runtime/rt_json.c) */
 }
 
 const char *ctl_iso_time(long long t, char *buf, size_t len)
