@@ -377,9 +377,10 @@ void rt_link_set_user(rt_link_t *l, void *user);
  * message naming it (m->link) is left in any mailbox, so a handler may use
  * m->link (rt_link_send then says RT_ERR if it is down); an actor that keeps
  * a link pointer must drop it on RT_SIG_LINK_DOWN. */
-/*! rt_link_route_fn : the actor that gets a frame of body @tag received on
- *  @l; NULL means the link's owner. Runs on every frame: keep it cheap. */
-typedef rt_actor_t *(*rt_link_route_fn)(void *arg, rt_link_t *l, uint32_t tag);
+/*! rt_link_route_fn : the actor that gets the frame whose header is @env
+ *  (body tag env->which_body, env->to_role) received on @l; NULL means the
+ *  link's owner. Runs on every frame: keep it cheap. */
+typedef rt_actor_t *(*rt_link_route_fn)(void *arg, rt_link_t *l, const struct _ss_Envelope *env);
 void rt_link_set_route(rt_link_t *l, rt_link_route_fn fn, void *arg);
 /*! rt_listener_set_route() : the route of every link @ls accepts from now on. */
 void rt_listener_set_route(rt_listener_t *ls, rt_link_route_fn fn, void *arg);
@@ -392,6 +393,9 @@ int rt_listener_watch(rt_listener_t *ls, rt_actor_t *a);
 /*! rt_listener_next() : the links @ls accepted and still holds (up or not),
  *  after @prev (NULL: the first); NULL at the end. */
 rt_link_t *rt_listener_next(const rt_listener_t *ls, const rt_link_t *prev);
+/*! rt_link_peer_roles() : the RT_ROLE_* bits the peer's Hello announced (0
+ *  before the Hello). */
+uint32_t rt_link_peer_roles(const rt_link_t *l);
 /*! rt_link_addr() : the peer's "IP:PORT" (outbound: the configured address). */
 const char *rt_link_addr(const rt_link_t *l);
 /*! rt_link_free() : close and free at once, for teardown after the loop has

@@ -833,7 +833,7 @@ static rxp_t rx_block(rt_link_t *l)
 static int deliver(rt_link_t *l)
 {
     uint32_t tag = l->renv.which_body;
-    rt_actor_t *to = l->route ? l->route(l->route_arg, l, tag) : NULL;
+    rt_actor_t *to = l->route ? l->route(l->route_arg, l, &l->renv) : NULL;
     rt_msg_t *m = rt_msg_new(l->node, &l->actor, tag);
     if (!m)
         return RT_AGAIN;
@@ -1291,6 +1291,11 @@ void *rt_link_user(const rt_link_t *l)
 void rt_link_set_user(rt_link_t *l, void *user)
 {
     l->user = user;
+}
+
+uint32_t rt_link_peer_roles(const rt_link_t *l)
+{
+    return l->up ? l->hello.roles : 0;
 }
 
 void rt_link_set_route(rt_link_t *l, rt_link_route_fn fn, void *arg)

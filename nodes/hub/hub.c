@@ -39,6 +39,7 @@ struct hub {
     unsigned npeers;
     hub_sub_t subs[HUB_SUBS_MAX];
     unsigned nsubs;
+    rt_actor_t *roles[HUB_ROLES]; /* local role actors, by role bit index */
     bool started;
     bool too_many_peers;
 };
@@ -61,10 +62,23 @@ static void roles_str(uint32_t roles, char *out, size_t outlen)
         snprintf(out, outlen, "none");
 }
 
-static rt_actor_t *hub_route(void *arg, rt_link_t *l, uint32_t tag)
+/* the index of a single role bit, or -1 */
+static int role_index(uint32_t role)
+{
+    for (int i = 0; i < (int)HUB_ROLES; i++)
+        if (role == (1u << i))
+            return i;
+    return -1;
+}
+
+static rt_actor_t *hub_route(void *arg, rt_link_t *l, const ss_Envelope *env)
 {
     hub_t *hub = arg;
+    uint32_t tag = env->which_body;
     (void)l;
+    int r = role_index(env->to_role);
+    if (r >= 0 && hub->roles[r])
+        return hub->roles[r];
     for (unsigned i = 0; i < hub->nsubs; i++)
         if (tag >= hub->subs[i].lo && tag <= hub->subs[i].hi)
             return hub->subs[i].actor;
@@ -98,6 +112,9 @@ static void on_start(hub_t *hub)
         rt_link_set_route(p->link, hub_route, hub);
         for (unsigned s = 0; s < hub->nsubs; s++)
             rt_link_watch(p->link, hub->subs[s].actor);
+        for (unsigned r = 0; r < HUB_ROLES; r++)
+            if (hub->roles[r])
+                rt_link_watch(p->link, hub->roles[r]);
     }
 }
 
@@ -230,15 +247,9 @@ void hub_free(hub_t *hub)
     free(hub);
 }
 
-int hub_subscribe(hub_t *hub, uint32_t tag_lo, uint32_t tag_hi, rt_actor_t *actor)
+/* links that exist already, and those accepted later, signal @actor too */
+static void watch_all(hub_t *hub, rt_actor_t *actor)
 {
-    if (tag_lo > tag_hi || tag_lo < 20 || tag_hi >= RT_SIG_USER || hub->nsubs == HUB_SUBS_MAX)
-        return RT_ERR;
-    for (unsigned i = 0; i < hub->nsubs; i++)
-        if (tag_lo <= hub->subs[i].hi && hub->subs[i].lo <= tag_hi)
-            return RT_ERR;
-    hub->subs[hub->nsubs++] = (hub_sub_t){tag_lo, tag_hi, actor};
-    /* links that exist already learn about the new watcher too */
     for (unsigned i = 0; i < hub->npeers; i++)
         if (hub->peers[i].link)
             rt_link_watch(hub->peers[i].link, actor);
@@ -247,7 +258,107 @@ int hub_subscribe(hub_t *hub, uint32_t tag_lo, uint32_t tag_hi, rt_actor_t *acto
         for (rt_link_t *l = rt_listener_next(hub->ls, NULL); l; l = rt_listener_next(hub->ls, l))
             rt_link_watch(l, actor);
     }
+}
+
+int hub_subscribe(hub_t *hub, uint32_t tag_lo, uint32_t tag_hi, rt_actor_t *actor)
+{
+    if (tag_lo > tag_hi || tag_lo < 20 || tag_hi >= RT_SIG_USER || hub->nsubs == HUB_SUBS_MAX)
+        return RT_ERR;
+    for (unsigned i = 0; i < hub->nsubs; i++)
+        if (tag_lo <= hub->subs[i].hi && hub->subs[i].lo <= tag_hi)
+            return RT_ERR;
+    hub->subs[hub->nsubs++] = (hub_sub_t){tag_lo, tag_hi, actor};
+    watch_all(hub, actor);
     return RT_OK;
+}
+
+int hub_register_role(hub_t *hub, uint32_t role, rt_actor_t *actor)
+{
+    int r = role_index(role);
+    if (r < 0 || hub->roles[r])
+        return RT_ERR;
+    hub->roles[r] = actor;
+    watch_all(hub, actor);
+    return RT_OK;
+}
+
+bool hub_role_local(const hub_t *hub, uint32_t role)
+{
+    int r = role_index(role);
+    return r >= 0 && hub->roles[r] != NULL;
+}
+
+/* which role @actor plays here (0: none) */
+static uint32_t role_of(const hub_t *hub, const rt_actor_t *actor)
+{
+    for (unsigned r = 0; r < HUB_ROLES; r++)
+        if (hub->roles[r] == actor)
+            return 1u << r;
+    return 0;
+}
+
+/* post @env as if it had been received: the receiver cannot tell the difference */
+static int post_local(rt_actor_t *to, rt_actor_t *from, const ss_Envelope *env, rt_buf_t *payload)
+{
+    rt_msg_t *m = rt_msg_new(to->node, from, env->which_body);
+    if (!m)
+        return RT_AGAIN;
+    m->from = from;
+    m->len = sizeof *env;
+    memcpy(m->data, env, sizeof *env);
+    if (payload) {
+        rt_buf_ref(payload);
+        m->buf = payload;
+    }
+    rt_msg_post(to, m);
+    return RT_OK;
+}
+
+/* the first up link whose peer plays @role */
+static rt_link_t *link_for_role(hub_t *hub, uint32_t role)
+{
+    for (unsigned i = 0; i < hub->npeers; i++) {
+        rt_link_t *l = hub->peers[i].link;
+        if (l && rt_link_is_up(l) && (rt_link_peer_roles(l) & role))
+            return l;
+    }
+    if (hub->ls)
+        for (rt_link_t *l = rt_listener_next(hub->ls, NULL); l; l = rt_listener_next(hub->ls, l))
+            if (rt_link_is_up(l) && (rt_link_peer_roles(l) & role))
+                return l;
+    return NULL;
+}
+
+int hub_send_role(hub_t *hub, rt_actor_t *from, uint32_t role, ss_Envelope *env,
+                  rt_buf_t *payload, uint32_t len)
+{
+    int r = role_index(role);
+    if (r < 0)
+        return RT_ERR;
+    env->to_role = role;
+    env->from_role = role_of(hub, from);
+    env->payload_len = payload ? len : 0;
+    if (hub->roles[r])
+        return post_local(hub->roles[r], from, env, payload);
+    rt_link_t *l = link_for_role(hub, role);
+    if (!l)
+        return RT_ERR;
+    return rt_link_send(l, env, payload, env->payload_len);
+}
+
+int hub_reply(hub_t *hub, rt_actor_t *from, const rt_msg_t *m, ss_Envelope *env,
+              rt_buf_t *payload, uint32_t len)
+{
+    const ss_Envelope *req = (const ss_Envelope *)m->data;
+    env->to_role = req->from_role;
+    env->from_role = role_of(hub, from);
+    env->payload_len = payload ? len : 0;
+    if (!m->link) {
+        if (!m->from)
+            return RT_ERR;
+        return post_local(m->from, from, env, payload);
+    }
+    return rt_link_send(m->link, env, payload, env->payload_len);
 }
 
 rt_link_t *hub_link(hub_t *hub, const char *peer)

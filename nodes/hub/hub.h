@@ -17,6 +17,7 @@
 
 #define HUB_PEERS_MAX 32u /* [peer NAME] sections */
 #define HUB_SUBS_MAX  32u /* subscriptions */
+#define HUB_ROLES     4u  /* RT_ROLE_AGENT .. RT_ROLE_MT */
 
 typedef struct hub hub_t;
 
@@ -33,6 +34,30 @@ void hub_free(hub_t *hub);
  *  outlive the hub. @return RT_ERR if the range overlaps another
  *  subscription, is inside the link's own tags (< 20) or the table is full. */
 int hub_subscribe(hub_t *hub, uint32_t tag_lo, uint32_t tag_hi, rt_actor_t *actor);
+/*! hub_register_role() : frames addressed to @role (Envelope.to_role, one
+ *  RT_ROLE_* bit) go to @actor, which also gets the link signals of every
+ *  link, and hub_send_role() to @role from this node posts to it directly.
+ *  @return RT_ERR if the role is taken or not a single role bit. */
+int hub_register_role(hub_t *hub, uint32_t role, rt_actor_t *actor);
+/*! hub_send_role() : send the frame @env (+ @len bytes of @payload, one
+ *  reference taken; may be NULL) from @from, a registered role actor, to
+ *  the role @role: posted directly when that role runs on this node (the
+ *  message looks exactly like a received frame, with m->link NULL and
+ *  m->from = @from), else sent on the first up link whose peer announced
+ *  @role. Sets env to_role/from_role/payload_len.
+ *  @return RT_OK; RT_AGAIN when the link's send queue is full (wait for
+ *  RT_SIG_LINK_WRITABLE) or the message pool is (wait for RT_SIG_RESUME);
+ *  RT_ERR when no up link reaches @role (wait for RT_SIG_LINK_UP). */
+struct _ss_Envelope;
+int hub_send_role(hub_t *hub, rt_actor_t *from, uint32_t role, struct _ss_Envelope *env,
+                  rt_buf_t *payload, uint32_t len);
+/*! hub_reply() : send @env (+ payload) back to where the frame @m came from:
+ *  on m->link to the role in its from_role, or locally to m->from.
+ *  @return as hub_send_role(). */
+int hub_reply(hub_t *hub, rt_actor_t *from, const rt_msg_t *m, struct _ss_Envelope *env,
+              rt_buf_t *payload, uint32_t len);
+/*! hub_role_local() : true when @role runs on this node. */
+bool hub_role_local(const hub_t *hub, uint32_t role);
 /*! hub_link() : an up link to the node named @peer (outbound or accepted),
  *  or NULL. Look it up when needed rather than keeping it. */
 rt_link_t *hub_link(hub_t *hub, const char *peer);
