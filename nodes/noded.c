@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "demo/demo.h"
 #include "hub/hub.h"
 #include "mgmt/mgmt.h"
 #include "rt.h"
@@ -38,7 +39,18 @@ static const char usage_text[] =
     "\n"
     "OPTIONS\n"
     "    -c, --config FILE  run the node described by the INI file FILE\n"
-    "    --demo DIR         every role in one process on loopback (not built yet)\n"
+    "    --demo DIR         the embedded default: both appliances (primary: agent +\n"
+    "                       process server; secondary: master target) in one\n"
+    "                       process on loopback, with N protected disks backed by\n"
+    "                       sparse images in DIR. Writes the site CA, the\n"
+    "                       certificates, primary.ini, secondary.ini, nodectl.ini\n"
+    "                       and DIR/demo.env (source it), then serves until\n"
+    "                       SIGTERM. A DIR that already holds a demo is resumed.\n"
+    "    --disks N          protected disks in a new demo (1..16, default 1)\n"
+    "    --disk-size SIZE   size of each disk in a new demo (default 256M)\n"
+    "    --init-only        write the demo folder and exit, so that the two\n"
+    "                       appliances can run apart: noded -c DIR/primary.ini\n"
+    "                       and noded -c DIR/secondary.ini\n"
     "    -h, --help         show this page\n"
     "    -V, --version      print the version\n"
     "\n"
@@ -68,52 +80,113 @@ static int bad_usage(const char *what, const char *arg)
     return 2;
 }
 
-static int run(const char *path)
+/* ---- one appliance: a node, its hub, its endpoint and its roles ---------------- */
+
+typedef struct appliance {
+    char path[4096];  /* its config file */
+    rt_conf_t *conf;
+    rt_node_t *node;
+    hub_t *hub;
+    mgmt_t *mgmt;
+} appliance_t;
+
+static void appliance_close(appliance_t *a)
+{
+    mgmt_free(a->mgmt);
+    hub_free(a->hub);
+    rt_node_free(a->node);
+    rt_conf_free(a->conf);
+    memset(a, 0, sizeof *a);
+}
+
+/* load @path and build the appliance on @loop (NULL: its own).
+ * @return 0, 1 the node failed (logged), 2 a bad config (one line on stderr) */
+static int appliance_open(appliance_t *a, const char *path, struct ev_loop *loop, bool set_log)
 {
     char err[512];
-    int rc = 1;
-    rt_node_t *node = NULL;
-    hub_t *hub = NULL;
-    mgmt_t *mgmt = NULL;
-    rt_conf_t *conf = rt_conf_load(path, err, sizeof err);
-    if (!conf) {
+    memset(a, 0, sizeof *a);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    a->conf = rt_conf_load(path, err, sizeof err);
+    if (!a->conf) {
         fprintf(stderr, "noded: %s\n", err);
         return 2;
     }
-    const char *name = rt_conf_str(conf, "node", "name");
+    const char *name = rt_conf_str(a->conf, "node", "name");
     if (!name) { /* a console file (nodectl's) has no [node] */
         fprintf(stderr, "noded: %s: [node] name: missing (a console file?)\n", path);
-        rt_conf_free(conf);
+        appliance_close(a);
         return 2;
     }
-    rt_log_setup("noded", name, (rt_log_level_t)rt_conf_u64(conf, "node", "log_level"));
-    node = rt_node_new(name, conf);
-    if (!node)
-        goto out; /* logged */
-    hub = hub_new(node, conf, err, sizeof err);
-    if (!hub) {
-        rt_log(RT_LOG_ERR, "%s", err);
-        goto out;
+    if (set_log)
+        rt_log_setup("noded", name, (rt_log_level_t)rt_conf_u64(a->conf, "node", "log_level"));
+    a->node = rt_node_new_on(name, a->conf, loop);
+    if (!a->node)
+        goto fail; /* logged */
+    a->hub = hub_new(a->node, a->conf, err, sizeof err);
+    if (!a->hub)
+        goto fail_err;
+    if (rt_conf_str(a->conf, "listen", "mgmt")) { /* the management endpoint, for nodectl */
+        a->mgmt = mgmt_new(a->node, a->conf, err, sizeof err);
+        if (!a->mgmt)
+            goto fail_err;
+        mgmt_use_hub(a->mgmt, a->hub);
     }
-    if (rt_conf_str(conf, "listen", "mgmt")) { /* the management endpoint, for nodectl */
-        mgmt = mgmt_new(node, conf, err, sizeof err);
-        if (!mgmt) {
-            rt_log(RT_LOG_ERR, "%s", err);
-            goto out;
-        }
-        mgmt_use_hub(mgmt, hub);
+    rt_log(RT_LOG_INFO, "node %s ready (roles %s, config %s)", name,
+           rt_conf_str(a->conf, "node", "roles"), path);
+    return 0;
+fail_err:
+    rt_log(RT_LOG_ERR, "%s: %s", name, err);
+fail:
+    appliance_close(a);
+    return 1;
+}
+
+static int run(const char *path)
+{
+    appliance_t a;
+    int rc = appliance_open(&a, path, NULL, true);
+    if (rc)
+        return rc;
+    rc = rt_node_run(a.node) == RT_OK ? 0 : 1; /* a passed stop deadline is logged */
+    if (!rc)
+        rt_log(RT_LOG_INFO, "node %s stopped", rt_node_name(a.node));
+    appliance_close(&a);
+    return rc;
+}
+
+/* ---- the embedded default ------------------------------------------------------- */
+
+static int run_demo(const char *dir, unsigned disks, uint64_t disk_size, bool init_only)
+{
+    char err[512], p1[4096], p2[4096];
+    bool resumed;
+    appliance_t a[2];
+    rt_log_setup("noded", "demo", RT_LOG_INFO);
+    if (demo_prepare(dir, disks, disk_size, &resumed, err, sizeof err) != 0) {
+        fprintf(stderr, "noded: %s\n", err);
+        return 1;
     }
-    rt_log(RT_LOG_INFO, "node %s running (roles %s, config %s)", name,
-           rt_conf_str(conf, "node", "roles"), path);
-    if (rt_node_run(node) != RT_OK)
-        goto out; /* the stop deadline passed: logged */
-    rt_log(RT_LOG_INFO, "node %s stopped", name);
-    rc = 0;
-out:
-    mgmt_free(mgmt);
-    hub_free(hub);
-    rt_node_free(node);
-    rt_conf_free(conf);
+    fprintf(stderr, "noded: demo in %s (%s); source %s/demo.env to use it\n", dir,
+            resumed ? "resumed" : "new", dir);
+    if (init_only)
+        return 0;
+    demo_conf_path(dir, true, p1, sizeof p1);
+    demo_conf_path(dir, false, p2, sizeof p2);
+    struct ev_loop *loop = ev_default_loop(0);
+    int rc = appliance_open(&a[0], p1, loop, false);
+    if (rc)
+        return rc;
+    rc = appliance_open(&a[1], p2, loop, false);
+    if (rc) {
+        appliance_close(&a[0]);
+        return rc;
+    }
+    rt_node_t *nodes[2] = {a[0].node, a[1].node};
+    rc = rt_node_run_all(nodes, 2) == RT_OK ? 0 : 1;
+    if (!rc)
+        rt_log(RT_LOG_INFO, "demo stopped");
+    appliance_close(&a[1]);
+    appliance_close(&a[0]);
     return rc;
 }
 
@@ -122,12 +195,17 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"demo", required_argument, NULL, 'd'},
+        {"disks", required_argument, NULL, 'n'},
+        {"disk-size", required_argument, NULL, 's'},
+        {"init-only", no_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL;
-    bool demo = false;
+    const char *config = NULL, *demo_dir = NULL;
+    bool init_only = false, demo_opts = false;
+    unsigned disks = 0;
+    uint64_t disk_size = 0;
     int c;
 
     opterr = 0;
@@ -137,7 +215,27 @@ int main(int argc, char **argv)
             config = optarg;
             break;
         case 'd':
-            demo = true;
+            demo_dir = optarg;
+            break;
+        case 'n': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || v < 1 || v > DEMO_DISKS_MAX)
+                return bad_usage("--disks wants a number from 1 to 16, not ", optarg);
+            disks = (unsigned)v;
+            demo_opts = true;
+            break;
+        }
+        case 's':
+            if (rt_parse_size(optarg, &disk_size) != RT_OK || disk_size < (1u << 20) ||
+                disk_size % 4096)
+                return bad_usage("--disk-size wants a size of at least 1M in 4K units "
+                                 "(e.g. 256M, 1G), not ", optarg);
+            demo_opts = true;
+            break;
+        case 'i':
+            init_only = true;
+            demo_opts = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -155,10 +253,12 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return bad_usage("unexpected argument ", argv[optind]);
-    if (demo) {
-        fprintf(stderr, "noded: --demo: not built yet\n");
-        return 1;
-    }
+    if (demo_dir && config)
+        return bad_usage("give either -c FILE or --demo DIR, not both", "");
+    if (demo_opts && !demo_dir)
+        return bad_usage("--disks, --disk-size and --init-only go with --demo DIR", "");
+    if (demo_dir)
+        return run_demo(demo_dir, disks, disk_size, init_only);
     if (!config)
         return bad_usage("nothing to do: give -c FILE", "");
     return run(config);

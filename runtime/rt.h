@@ -463,6 +463,11 @@ void rt_node_stop(rt_node_t *node);
  *  first live node of a process installs the SIGTERM/SIGINT watchers. A
  *  NULL @conf gives the defaults: 64M buffers, 4096 slots, no trace. */
 rt_node_t *rt_node_new_on(const char *name, const rt_conf_t *conf, struct ev_loop *loop);
+/*! rt_node_run_all() : run @n nodes that share one loop (rt_node_new_on)
+ *  until every one has stopped; SIGTERM/SIGINT stop them all. This is
+ *  `noded --demo`: two appliances in one process, linked over loopback.
+ *  @return RT_ERR if any node's stop deadline passed. */
+int rt_node_run_all(rt_node_t **nodes, unsigned n);
 /*! rt_node_set_trace() : (re)open the node's trace at @path, or close it when
  *  @path is NULL. @return RT_ERR (logged) if the file cannot be opened. */
 int rt_node_set_trace(rt_node_t *node, const char *path, uint64_t max_bytes, int keep);

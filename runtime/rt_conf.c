@@ -45,6 +45,7 @@ typedef enum {
     CT_ADDR,   /* numeric IPv4 a.b.c.d:port or [IPv6]:port */
     CT_ROLES,  /* list of agent, ps, cs, mt; rt_conf_u64 gives RT_ROLE_* bits */
     CT_ENUM,   /* one of `choices`; rt_conf_u64 gives its index */
+    CT_DURATION, /* seconds, or with an s/m/h/d suffix; rt_conf_u64 gives seconds */
 } conf_type_t;
 
 typedef struct {
@@ -73,6 +74,8 @@ static const sect_schema_t sect_schema[] = {
     {"console", false, false}, /* nodectl's file: [console] + [tls], no [node] needed */
     {"agent", false, false},
     {"disk", true, false},     /* [disk NAME]: one protected disk of the agent */
+    {"ps", false, false},      /* process server: cache spool and forwarding */
+    {"mt", false, false},      /* master target: journals */
 };
 
 static const key_schema_t key_schema[] = {
@@ -113,6 +116,15 @@ static const key_schema_t key_schema[] = {
     {"disk", "listen", CT_ADDR, NULL, true, NULL, NULL, NULL},
     {"disk", "pair", CT_NAME, NULL, false, NULL, NULL, NULL},     /* default: NAME */
     {"disk", "group", CT_NAME, "default", false, NULL, NULL, NULL},
+
+    {"ps", "dir", CT_PATH, NULL, false, NULL, NULL, NULL},          /* default: data_dir/ps */
+    {"ps", "cache_quota", CT_SIZE, "1G", false, "64K", NULL, NULL},
+    {"ps", "bandwidth", CT_SIZE, "0", false, NULL, NULL, NULL},     /* bytes/s per pair, 0: none */
+    {"ps", "compress", CT_BOOL, "true", false, NULL, NULL, NULL},
+
+    {"mt", "dir", CT_PATH, NULL, false, NULL, NULL, NULL},          /* default: data_dir/mt */
+    {"mt", "retention", CT_DURATION, "24h", false, "1", NULL, NULL},
+    {"mt", "checkpoint", CT_DURATION, "60s", false, "1", NULL, NULL},
 };
 
 #define NSECT (sizeof sect_schema / sizeof sect_schema[0])
@@ -233,6 +245,29 @@ static int parse_u64(const char *s, uint64_t *out)
         v = v * 10 + d;
     }
     *out = v;
+    return RT_OK;
+}
+
+/* "90", "90s", "15m", "24h", "7d" -> seconds */
+static int parse_duration(const char *s, uint64_t *out)
+{
+    static const struct { char c; uint64_t mul; } units[] = {
+        {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    size_t n = strlen(s);
+    uint64_t mul = 1, v;
+    char num[32];
+    if (n == 0 || n >= sizeof num)
+        return RT_ERR;
+    memcpy(num, s, n + 1);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (num[n - 1] == units[i].c) {
+            mul = units[i].mul;
+            num[--n] = '\0';
+            break;
+        }
+    if (parse_u64(num, &v) != RT_OK || v > UINT64_MAX / mul)
+        return RT_ERR;
+    *out = v * mul;
     return RT_OK;
 }
 
@@ -368,6 +403,15 @@ static int value_parse(const key_schema_t *k, const char *s, conf_val_t *v)
         return parse_roles(s, &v->u);
     case CT_ENUM:
         return parse_enum(s, k->choices ? k->choices : "", &v->u);
+    case CT_DURATION:
+        if (parse_duration(s, &v->u) != RT_OK)
+            return RT_ERR;
+        if (k->min && parse_duration(k->min, &lo) == RT_OK && v->u < lo)
+            return RT_ERR;
+        if (k->max && parse_duration(k->max, &hi) == RT_OK && v->u > hi)
+            return RT_ERR;
+        v->d = (double)v->u;
+        return RT_OK;
     }
     return RT_ERR;
 }
@@ -387,6 +431,7 @@ static void value_expect(const key_schema_t *k, char *out, size_t len)
     case CT_ADDR: what = "a numeric address like 127.0.0.1:7400 or [::1]:7400"; break;
     case CT_ROLES: what = "a list of agent, ps, cs, mt"; break;
     case CT_ENUM: what = "one of "; break;
+    case CT_DURATION: what = "seconds, or a duration like 90s, 15m, 24h or 7d"; break;
     }
     if (k->type == CT_ENUM)
         snprintf(out, len, "%s%s", what, k->choices ? k->choices : "");

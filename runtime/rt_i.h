@@ -93,6 +93,8 @@ struct rt_node {
     double stop_deadline_s;
     ev_timer deadline;
     bool own_signals;
+    rt_node_t **group;        /* nodes run together (rt_node_run_all), or NULL */
+    unsigned ngroup;
     ev_signal sigterm, sigint;
 };
 

@@ -81,7 +81,11 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     rt_log(RT_LOG_INFO, "signal %d: stopping", w->signum);
-    rt_node_stop(node);
+    if (node->group)
+        for (unsigned i = 0; i < node->ngroup; i++)
+            rt_node_stop(node->group[i]);
+    else
+        rt_node_stop(node);
 }
 
 void rt_node_set_stop_deadline(rt_node_t *node, double seconds)
@@ -210,17 +214,22 @@ void rt_node_free(rt_node_t *node)
     free(node);
 }
 
+static void node_start(rt_node_t *node)
+{
+    if (node->started)
+        return;
+    node->started = true;
+    for (rt_actor_t *a = node->actors; a; a = a->next_all)
+        rt_post_sys(a, RT_SIG_START);
+    if (node->stop_requested) {
+        node->stop_requested = false;
+        rt_node_stop(node);
+    }
+}
+
 int rt_node_run(rt_node_t *node)
 {
-    if (!node->started) {
-        node->started = true;
-        for (rt_actor_t *a = node->actors; a; a = a->next_all)
-            rt_post_sys(a, RT_SIG_START);
-        if (node->stop_requested) {
-            node->stop_requested = false;
-            rt_node_stop(node);
-        }
-    }
+    node_start(node);
     node->done = false;
     rt_node_check_done(node);
     if (!node->done) {
@@ -228,8 +237,36 @@ int rt_node_run(rt_node_t *node)
         ev_run(node->loop, 0);
         ev_unref(node->loop);
     }
-    ev_timer_stop(node->loop, &node->deadline);
+    if (node->done) /* (another node sharing the loop may have broken it) */
+        ev_timer_stop(node->loop, &node->deadline);
     return node->run_result;
+}
+
+int rt_node_run_all(rt_node_t **nodes, unsigned n)
+{
+    int rc = RT_OK;
+    for (unsigned i = 0; i < n; i++) {
+        nodes[i]->group = nodes;
+        nodes[i]->ngroup = n;
+        node_start(nodes[i]);
+    }
+    for (;;) {
+        /* the nodes share the loop: a node that finishes breaks it, and
+         * the loop is taken up again until every node has stopped */
+        bool all_done = true;
+        for (unsigned i = 0; i < n; i++)
+            if (!nodes[i]->done) {
+                all_done = false;
+                if (rt_node_run(nodes[i]) != RT_OK)
+                    rc = RT_ERR;
+                break;
+            }
+        if (all_done)
+            break;
+    }
+    for (unsigned i = 0; i < n; i++)
+        nodes[i]->group = NULL;
+    return rc;
 }
 
 struct ev_loop *rt_node_loop(rt_node_t *node)

@@ -43,8 +43,9 @@ typedef struct ps ps_t;
  *  cache_quota, bandwidth, compress; [node] data_dir), registered with
  *  @hub for RT_ROLE_PS. Opens (recovers) every pair found in its folder.
  *  @conf and @hub must outlive it.
- *  @return NULL with a one-line reason in @err (folder, damaged spool,
- *  message pool). */
+ *  A pair whose spool cannot be opened is left out, with an error in the log.
+ *  @return NULL with a one-line reason in @err (folder, message pool, the
+ *  hub's ps role taken). */
 ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size_t errlen);
 /*! ps_free() : close every spool (nothing is lost: only committed data was
  *  acknowledged) and free; after the loop stopped. NULL is a no-op. */

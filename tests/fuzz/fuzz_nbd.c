@@ -105,9 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nbd_server_conf_t sc = {.max_block = 64u << 10, .conn_reqs = 16, .conn_bytes = 128u << 10};
     nbd_server_t *s = nbd_server_new(loop, &sc);
     nbd_export_conf_t ec = {.name = "fz", .path = NULL, .fd = memfd,
-                            .hooks = {fz_write, fz_flush}};
+                            .hooks = {.on_write = fz_write, .on_flush = fz_flush}};
     nbd_export_conf_t ey = {.name = "fy", .description = "ro", .fd = rofd, .readonly = true,
-                            .hooks = {fz_write, fz_flush}};
+                            .hooks = {.on_write = fz_write, .on_flush = fz_flush}};
     nbd_export_t *e = s ? nbd_export_add(s, &ec) : NULL;
     if (!e || !nbd_export_add(s, &ey))
         abort();

@@ -118,9 +118,9 @@ static void fx_init(fx_t *f, const nbd_server_conf_t *conf, bool b_readonly)
     assert_int_equal(ftruncate(fb, SIZE_B), 0);
     close(fb);
     nbd_export_conf_t ea = {.name = "alpha", .description = "disk A", .path = f->pa,
-                            .hooks = {on_write, on_flush}, .ctx = &ctx_a};
+                            .hooks = {.on_write = on_write, .on_flush = on_flush}, .ctx = &ctx_a};
     nbd_export_conf_t eb = {.name = "beta", .path = f->pb, .readonly = b_readonly,
-                            .hooks = {on_write, on_flush}, .ctx = &ctx_b};
+                            .hooks = {.on_write = on_write, .on_flush = on_flush}, .ctx = &ctx_b};
     f->ea = nbd_export_add(f->srv, &ea);
     f->eb = nbd_export_add(f->srv, &eb);
     assert_non_null(f->ea);

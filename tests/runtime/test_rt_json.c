@@ -483,12 +483,19 @@ static void test_b64(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape_specials),  cmocka_unit_test(test_escape_utf8),
-        cmocka_unit_test(test_escape_truncates), cmocka_unit_test(test_nesting),
-        cmocka_unit_test(test_numbers),          cmocka_unit_test(test_scalar_top_level),
-        cmocka_unit_test(test_misuse),           cmocka_unit_test(test_overflow),
-        cmocka_unit_test(test_alloc_grows_to_max), cmocka_unit_test(test_rollback), cmocka_unit_test(test_parse_round_trip),
-        cmocka_unit_test(test_parse_unescape),   cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_escape_specials),
+        cmocka_unit_test(test_escape_utf8),
+        cmocka_unit_test(test_escape_truncates),
+        cmocka_unit_test(test_nesting),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_scalar_top_level),
+        cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_alloc_grows_to_max),
+        cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_parse_round_trip),
+        cmocka_unit_test(test_parse_unescape),
+        cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_b64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -310,7 +310,8 @@ static int load_conf(ctl_conn_t *c, const ctl_t *ctl, char *ca, char *crt, char 
                                       : rt_conf_double(c->conf, "console", "timeout");
     if (c->timeout_s <= 0)
         c->timeout_s = CTL_DEFAULT_TIMEOUT;
-    if (!rt_conf_path(c->conf, "tls", "ca", ca, n) || !rt_conf_path(c->conf, "tls", "cert", crt, n) ||
+    if (!rt_conf_path(c->conf, "tls", "ca", ca, n) ||
+        !rt_conf_path(c->conf, "tls", "cert", crt, n) ||
         !rt_conf_path(c->conf, "tls", "key", key, n)) {
         set_err(err, errlen, "%s: [tls] ca, cert and key are needed to reach a node (nodectl init "
                 "makes them)", ctl->conf);

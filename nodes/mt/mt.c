@@ -1,0 +1,719 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * mt.c: the master target actor (see mt.h).
+ *
+ * Owns: one journal per pair ([mt] dir/PAIR/, nodes/mt/journal.c) and a
+ * small state file beside it (PAIR/mt.state: disk, group, epoch, and the
+ * end of the last sync pass; docs/FORMAT.md 5). Talks to: the process
+ * server (PairOpen and WriteBatch in, the PairOpen answer and WriteAck out)
+ * through the hub. No chart of its own: the pair chart lives at the agent.
+ *
+ * Why a batch is checked here before mtj_append() checks it again: the
+ * journal says only "failed", and the master target must tell a bad record
+ * (ACK_BAD_RECORD: the sender resends or resyncs that range; the journal is
+ * fine) from an I/O error (the journal is reopened and the sender held with
+ * ACK_FULL). mt_batch_check() is also the surface tests/fuzz/fuzz_batch.c
+ * runs arbitrary bytes through.
+ *
+ * Group commit: a batch is appended at once and a zero-delay timer commits
+ * every journal that changed, so the batches of one turn of the loop share
+ * one fdatasync per journal, and only then are they acknowledged. The end of
+ * a sync pass is written to mt.state before that commit; it counts (as
+ * consistent_seq) only once the journal durably reaches it, so a crash
+ * between the two loses nothing and claims nothing early.
+ */
+#include "mt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "link.pb.h"
+#include "nodes/common/kvstate.h"
+#include "nodes/mt/journal.h"
+
+#define MT_STATE_NAME  "mt.state"
+#define MT_STATE_MAGIC "secondsite-mt-pair"
+#define MT_PATH_MAX    4096u
+
+enum {
+    MT_SIG_COMMIT = RT_SIG_USER + 1, /* commit timer: end of the turn, commit and ack */
+};
+
+/* Where the sender of a pair's batches is: a link (and its role), or a local actor. */
+typedef struct route {
+    rt_link_t *link;
+    rt_actor_t *actor;
+    uint32_t role;
+} route_t;
+
+typedef struct mt_pair {
+    mt_t *mt;
+    char id[RT_NAME_MAX];
+    char disk[RT_NAME_MAX];
+    char group[RT_NAME_MAX];
+    mtj_t *j;                /* NULL while unusable (failed to reopen) */
+    uint64_t disk_size;
+    uint64_t epoch;
+    uint64_t last, durable;  /* journal: appended, committed */
+    uint64_t consistent;     /* end of a sync pass the journal durably holds */
+    uint64_t sync_pending;   /* end of a sync pass recorded, not yet durable in the journal */
+    bool dirty;              /* appended since the last commit */
+    bool ack_owed;
+    route_t src;
+    uint64_t batches, dups, bad;
+} mt_pair_t;
+
+struct mt {
+    rt_actor_t actor;        /* first: "mt" */
+    rt_node_t *node;
+    hub_t *hub;
+    const rt_conf_t *conf;
+    char dir[MT_PATH_MAX];
+    uint64_t retention_us;
+    uint64_t checkpoint_us;
+    mt_pair_t *pairs[MT_PAIRS_MAX];
+    unsigned npairs;
+    rt_timer_t commit_t;
+    bool commit_armed;
+    codec_work_t work;
+};
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return RT_ERR;
+}
+
+static bool pair_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= RT_NAME_MAX || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static mt_pair_t *pair_find(const mt_t *me, const char *id)
+{
+    for (unsigned i = 0; i < me->npairs; i++)
+        if (strcmp(me->pairs[i]->id, id) == 0)
+            return me->pairs[i];
+    return NULL;
+}
+
+static route_t route_of(const rt_msg_t *m)
+{
+    const ss_Envelope *env = (const ss_Envelope *)m->data;
+    route_t r = {m->link, m->link ? NULL : m->from, env->from_role};
+    return r;
+}
+
+/* a frame without payload to @r. @return RT_OK, RT_AGAIN (full), RT_ERR (gone) */
+static int route_send(mt_t *me, const route_t *r, ss_Envelope *env)
+{
+    env->to_role = r->role;
+    env->from_role = RT_ROLE_MT;
+    env->payload_len = 0;
+    if (r->link)
+        return rt_link_send(r->link, env, NULL, 0);
+    if (!r->actor)
+        return RT_ERR;
+    rt_msg_t *m = rt_msg_new(me->node, &me->actor, env->which_body);
+    if (!m)
+        return RT_AGAIN;
+    m->from = &me->actor;
+    m->len = sizeof *env;
+    memcpy(m->data, env, sizeof *env);
+    rt_msg_post(r->actor, m);
+    return RT_OK;
+}
+
+static void copy_name(char *dst, const char *src)
+{
+    snprintf(dst, RT_NAME_MAX, "%s", src && strcmp(src, "-") != 0 ? src : "");
+}
+
+/* ---- the batch check (pure) ------------------------------------------------------ */
+
+mt_verdict_t mt_batch_check(uint32_t flags, uint64_t first_seq, uint64_t last_seq,
+                            uint32_t count, uint32_t raw_len, const uint8_t *payload, size_t len,
+                            uint64_t disk_size, uint64_t last_seq_held, codec_work_t *w,
+                            codec_run_t *run, char *why, size_t whylen)
+{
+    codec_batch_t b = {first_seq, last_seq, count, flags, raw_len};
+    if (codec_batch_open(&b, payload, len, disk_size, w, run, why, whylen) != RT_OK)
+        return MT_BATCH_BAD;
+    if (run->last_seq <= last_seq_held)
+        return MT_BATCH_DUP;
+    if (run->from_seq > last_seq_held + 1)
+        return MT_BATCH_GAP;
+    return MT_BATCH_APPLY;
+}
+
+/* ---- pairs ---------------------------------------------------------------------- */
+
+static int state_save(mt_pair_t *p, char *err, size_t errlen)
+{
+    char dir[MT_PATH_MAX + RT_NAME_MAX + 2];
+    kvs_t kv = {0};
+    snprintf(dir, sizeof dir, "%s/%s", p->mt->dir, p->id);
+    kvs_set(&kv, "pair", p->id);
+    kvs_set(&kv, "disk", p->disk[0] ? p->disk : "-");
+    kvs_set(&kv, "group", p->group[0] ? p->group : "-");
+    kvs_set_u64(&kv, "epoch", p->epoch);
+    kvs_set_u64(&kv, "consistent_seq", p->consistent);
+    kvs_set_u64(&kv, "sync_done_seq", p->sync_pending);
+    return kvs_write(dir, MT_STATE_NAME, MT_STATE_MAGIC, 1, &kv, err, errlen);
+}
+
+static void state_load(mt_pair_t *p)
+{
+    char dir[MT_PATH_MAX + RT_NAME_MAX + 2], err[256];
+    kvs_t kv;
+    snprintf(dir, sizeof dir, "%s/%s", p->mt->dir, p->id);
+    if (kvs_read(dir, MT_STATE_NAME, MT_STATE_MAGIC, 1, &kv, err, sizeof err) != RT_OK) {
+        if (errno != ENOENT)
+            rt_log(RT_LOG_WARN, "mt: pair %s: %s (consistent_seq starts again at 0)", p->id,
+                   err);
+        return;
+    }
+    copy_name(p->disk, kvs_get(&kv, "disk"));
+    copy_name(p->group, kvs_get(&kv, "group"));
+    p->epoch = kvs_get_u64(&kv, "epoch", 0);
+    p->consistent = kvs_get_u64(&kv, "consistent_seq", 0);
+    p->sync_pending = kvs_get_u64(&kv, "sync_done_seq", 0);
+}
+
+/* a recorded end of sync pass counts once the journal durably holds it */
+static bool settle_sync(mt_pair_t *p)
+{
+    if (!p->sync_pending || p->durable < p->sync_pending)
+        return false;
+    if (p->sync_pending > p->consistent)
+        p->consistent = p->sync_pending;
+    p->sync_pending = 0;
+    return true;
+}
+
+static int journal_open(mt_pair_t *p, uint64_t disk_size, bool create, char *err, size_t errlen)
+{
+    mtj_conf_t jc = {.disk_size = disk_size, .retention_us = p->mt->retention_us,
+                     .first_seq = 1, .create = create};
+    p->j = mtj_open(p->mt->dir, p->id, &jc, err, errlen);
+    if (!p->j)
+        return RT_ERR;
+    mtj_info_t info;
+    mtj_info(p->j, &info);
+    p->disk_size = info.disk_size;
+    p->last = info.last_seq;
+    p->durable = info.durable_seq;
+    p->dirty = false;
+    return RT_OK;
+}
+
+/* after a failed append or commit: what a reopen recovers is the truth */
+static void journal_reopen(mt_pair_t *p)
+{
+    char err[256];
+    mtj_close(p->j);
+    p->j = NULL;
+    if (journal_open(p, 0, false, err, sizeof err) != RT_OK)
+        rt_log(RT_LOG_ERR, "mt: pair %s: cannot reopen its journal: %s", p->id, err);
+}
+
+static mt_pair_t *pair_alloc(mt_t *me, const char *id)
+{
+    mt_pair_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->mt = me;
+    if ((size_t)snprintf(p->id, sizeof p->id, "%s", id) >= sizeof p->id) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void pair_close(mt_pair_t *p)
+{
+    if (!p)
+        return;
+    mtj_close(p->j);
+    free(p);
+}
+
+static void pair_load(mt_t *me, const char *id)
+{
+    char err[512];
+    mt_pair_t *p = pair_alloc(me, id);
+    if (!p)
+        return;
+    state_load(p);
+    if (journal_open(p, 0, false, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "mt: pair %s left out: %s", id, err);
+        pair_close(p);
+        return;
+    }
+    settle_sync(p);
+    me->pairs[me->npairs++] = p;
+    rt_log(RT_LOG_INFO, "mt: pair %s: journal up to %" PRIu64 ", consistent from %" PRIu64, id,
+           p->durable, p->consistent);
+}
+
+/* ---- group commit ------------------------------------------------------------------ */
+
+static void arm_commit(mt_t *me)
+{
+    if (!me->commit_armed) {
+        me->commit_armed = true;
+        rt_timer_start(&me->commit_t, 0.0, 0.0);
+    }
+}
+
+static int ack_to(mt_t *me, mt_pair_t *p, const route_t *r, uint32_t status, const char *reason)
+{
+    ss_Envelope env = ss_Envelope_init_zero;
+    env.which_body = ss_Envelope_write_ack_tag;
+    ss_WriteAck *a = &env.body.write_ack;
+    snprintf(a->pair, sizeof a->pair, "%s", p->id);
+    a->durable_seq = p->durable;
+    a->mt_durable_seq = p->durable;
+    a->consistent_seq = p->consistent;
+    a->status = status;
+    if (reason)
+        snprintf(a->reason, sizeof a->reason, "%s", reason);
+    return route_send(me, r, &env);
+}
+
+static void ack_owed(mt_t *me, mt_pair_t *p)
+{
+    if (!p->ack_owed)
+        return;
+    int rc = ack_to(me, p, &p->src, ss_AckStatus_ACK_OK, NULL);
+    if (rc == RT_AGAIN)
+        return; /* again on WRITABLE or RESUME */
+    if (rc == RT_ERR)
+        p->src = (route_t){NULL, NULL, 0};
+    p->ack_owed = false;
+}
+
+static void commit_all(mt_t *me)
+{
+    char err[256];
+    me->commit_armed = false;
+    for (unsigned i = 0; i < me->npairs; i++) {
+        mt_pair_t *p = me->pairs[i];
+        if (p->dirty && p->j) {
+            uint64_t d = 0;
+            p->dirty = false;
+            if (mtj_commit(p->j, &d, err, sizeof err) != RT_OK) {
+                rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
+                journal_reopen(p);
+            } else {
+                p->durable = d;
+            }
+        }
+        if (settle_sync(p) && state_save(p, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
+        ack_owed(me, p);
+    }
+}
+
+/* ---- messages ---------------------------------------------------------------------- */
+
+static void reply_unknown(mt_t *me, const rt_msg_t *m, const char *pair, const char *why)
+{
+    ss_Envelope env = ss_Envelope_init_zero;
+    env.which_body = ss_Envelope_write_ack_tag;
+    snprintf(env.body.write_ack.pair, sizeof env.body.write_ack.pair, "%s", pair);
+    env.body.write_ack.status = ss_AckStatus_ACK_UNKNOWN_PAIR;
+    snprintf(env.body.write_ack.reason, sizeof env.body.write_ack.reason, "%s", why);
+    hub_reply(me->hub, &me->actor, m, &env, NULL, 0);
+}
+
+static void on_pair_open(mt_t *me, const rt_msg_t *m, const ss_PairOpen *po)
+{
+    char err[512];
+    mt_pair_t *p = pair_find(me, po->pair);
+    if (po->reply)
+        return; /* nobody answers the master target */
+    if (!p) {
+        if (!pair_name_ok(po->pair) || me->npairs == MT_PAIRS_MAX || po->disk_size == 0) {
+            rt_log(RT_LOG_ERR, "mt: PairOpen for '%s' (%" PRIu64 " bytes) refused: %s",
+                   po->pair, po->disk_size,
+                   me->npairs == MT_PAIRS_MAX ? "too many pairs"
+                   : po->disk_size ? "bad pair name" : "no disk size");
+            return;
+        }
+        if (!(p = pair_alloc(me, po->pair)))
+            return;
+        state_load(p); /* a folder left by an unfinished creation may have one */
+        if (journal_open(p, po->disk_size, true, err, sizeof err) != RT_OK) {
+            rt_log(RT_LOG_ERR, "mt: pair %s: %s", po->pair, err);
+            pair_close(p);
+            return;
+        }
+        copy_name(p->disk, po->disk);
+        copy_name(p->group, po->group);
+        p->epoch = po->epoch;
+        if (state_save(p, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
+        me->pairs[me->npairs++] = p;
+        rt_log(RT_LOG_INFO, "mt: pair %s: journal created for %" PRIu64 " bytes (disk %s)",
+               p->id, p->disk_size, p->disk);
+    } else if (!p->j && journal_open(p, 0, false, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "mt: pair %s: journal unavailable: %s", p->id, err);
+        return;
+    }
+    if (po->disk_size && po->disk_size != p->disk_size)
+        rt_log(RT_LOG_ERR,
+               "mt: pair %s: the sender says %" PRIu64 " bytes, the journal holds %" PRIu64
+               " (a resized disk needs a new pair)",
+               p->id, po->disk_size, p->disk_size);
+    bool save = false;
+    if (po->epoch > p->epoch) {
+        p->epoch = po->epoch;
+        save = true;
+    }
+    if (!p->disk[0] && po->disk[0]) {
+        copy_name(p->disk, po->disk);
+        copy_name(p->group, po->group);
+        save = true;
+    }
+    if (save && state_save(p, err, sizeof err) != RT_OK)
+        rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
+    p->src = route_of(m);
+
+    ss_Envelope env = ss_Envelope_init_zero;
+    env.which_body = ss_Envelope_pair_open_tag;
+    env.corr = ((const ss_Envelope *)m->data)->corr;
+    ss_PairOpen *a = &env.body.pair_open;
+    snprintf(a->pair, sizeof a->pair, "%s", p->id);
+    snprintf(a->disk, sizeof a->disk, "%s", p->disk);
+    snprintf(a->group, sizeof a->group, "%s", p->group);
+    a->disk_size = p->disk_size;
+    a->last_seq = p->last;
+    a->durable_seq = p->durable;
+    a->mt_durable_seq = p->durable;
+    a->consistent_seq = p->consistent;
+    a->epoch = p->epoch;
+    a->reply = true;
+    hub_reply(me->hub, &me->actor, m, &env, NULL, 0);
+}
+
+static void on_write_batch(mt_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
+                           uint32_t payload_len)
+{
+    char err[256], why[192];
+    mt_pair_t *p = pair_find(me, wb->pair);
+    if (!p) {
+        reply_unknown(me, m, wb->pair, "no PairOpen for this pair");
+        return;
+    }
+    p->src = route_of(m);
+    if (!p->j && journal_open(p, 0, false, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "mt: pair %s: journal unavailable: %s", p->id, err);
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_FULL, "journal unavailable");
+        return;
+    }
+    if (!m->buf || payload_len > m->buf->cap) {
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_BAD_RECORD, "payload missing");
+        return;
+    }
+    codec_run_t run;
+    mt_verdict_t v = mt_batch_check(wb->flags, wb->first_seq, wb->last_seq, wb->count,
+                                    wb->raw_len, m->buf->data, payload_len, p->disk_size,
+                                    p->last, &me->work, &run, why, sizeof why);
+    switch (v) {
+    case MT_BATCH_BAD:
+        p->bad++;
+        rt_log(RT_LOG_WARN, "mt: pair %s: batch %" PRIu64 "..%" PRIu64 " refused: %s", p->id,
+               wb->first_seq, wb->last_seq, why);
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_BAD_RECORD, why);
+        return;
+    case MT_BATCH_GAP:
+        /* say where the journal is: the sender resends from there */
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_OK, NULL);
+        return;
+    case MT_BATCH_DUP:
+        p->dups++;
+        break;
+    case MT_BATCH_APPLY: {
+        uint64_t last = 0;
+        if (mtj_append(p->j, run.recs, run.len, &last, err, sizeof err) != RT_OK) {
+            rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
+            journal_reopen(p);
+            ack_to(me, p, &p->src, ss_AckStatus_ACK_FULL, "journal write failed");
+            return;
+        }
+        p->last = last;
+        p->dirty = true;
+        p->batches++;
+        break;
+    }
+    }
+    if ((wb->flags & CODEC_BATCH_SYNC_DONE) && run.last_seq > p->consistent &&
+        run.last_seq > p->sync_pending) {
+        /* recorded before the commit; it counts once the journal holds it */
+        p->sync_pending = run.last_seq;
+        if (state_save(p, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_ERR, "mt: pair %s: end of sync pass at %" PRIu64 " not recorded: %s",
+                   p->id, run.last_seq, err);
+    }
+    if (wb->epoch > p->epoch)
+        p->epoch = wb->epoch;
+    p->ack_owed = true;
+    arm_commit(me);
+}
+
+static void on_link_down(mt_t *me, const rt_msg_t *m)
+{
+    for (unsigned i = 0; i < me->npairs; i++)
+        if (me->pairs[i]->src.link == m->link)
+            me->pairs[i]->src = (route_t){NULL, NULL, 0};
+}
+
+static void cron(mt_t *me)
+{
+    char err[256];
+    uint64_t now = rt_now_us();
+    for (unsigned i = 0; i < me->npairs; i++) {
+        mt_pair_t *p = me->pairs[i];
+        if (!p->j)
+            continue;
+        if (mtj_retain(p->j, now, MT_PROMOTE_CHUNK, NULL, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_WARN, "mt: pair %s: promotion: %s", p->id, err);
+        ack_owed(me, p);
+    }
+}
+
+static void mt_dispatch(rt_actor_t *actor, const rt_msg_t *m)
+{
+    mt_t *me = (mt_t *)actor;
+    const ss_Envelope *env = (const ss_Envelope *)m->data;
+    switch (m->tag) {
+    case RT_SIG_START:
+        rt_actor_cron(&me->actor, 1.0);
+        break;
+    case RT_SIG_STOP:
+        commit_all(me);
+        rt_actor_cron(&me->actor, 0);
+        rt_actor_stopped(&me->actor);
+        break;
+    case RT_SIG_CRON:
+        cron(me);
+        break;
+    case RT_SIG_LINK_DOWN:
+        on_link_down(me, m);
+        break;
+    case RT_SIG_LINK_WRITABLE:
+    case RT_SIG_RESUME:
+        for (unsigned i = 0; i < me->npairs; i++)
+            ack_owed(me, me->pairs[i]);
+        break;
+    case MT_SIG_COMMIT:
+        commit_all(me);
+        break;
+    case ss_Envelope_pair_open_tag:
+        on_pair_open(me, m, &env->body.pair_open);
+        break;
+    case ss_Envelope_write_batch_tag:
+        on_write_batch(me, m, &env->body.write_batch, env->payload_len);
+        break;
+    default:
+        break; /* RT_SIG_LINK_UP, WriteAcks: nothing to do here */
+    }
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+int mt_pair_info(const mt_t *me, const char *pair, mt_pair_info_t *out)
+{
+    const mt_pair_t *p = pair_find(me, pair);
+    if (!p)
+        return RT_ERR;
+    memset(out, 0, sizeof *out);
+    out->last_seq = p->last;
+    out->durable_seq = p->durable;
+    out->consistent_seq = p->consistent;
+    if (p->j) {
+        mtj_info_t info;
+        mtj_info(p->j, &info);
+        out->records = info.records;
+        out->promoted_seq = info.promoted_seq;
+    }
+    out->batches = p->batches;
+    out->dup_batches = p->dups;
+    out->bad_batches = p->bad;
+    return RT_OK;
+}
+
+static bool count_point(void *arg, const mtj_point_t *pt)
+{
+    (void)pt;
+    (*(uint64_t *)arg)++;
+    return true;
+}
+
+int mt_status(void *ctx, mgmt_status_t *st, rt_json_t *out, char *err, size_t errlen)
+{
+    mt_t *me = ctx;
+    char t1[MTJ_TIME_MAX], t2[MTJ_TIME_MAX];
+    (void)err;
+    (void)errlen;
+    rt_json_str(out, "dir", me->dir);
+    rt_json_u64(out, "retention_s", me->retention_us / 1000000u);
+    rt_json_u64(out, "checkpoint_s", me->checkpoint_us / 1000000u);
+    rt_json_obj(out, "pairs");
+    for (unsigned i = 0; i < me->npairs; i++) {
+        const mt_pair_t *p = me->pairs[i];
+        mgmt_pair_t *mp = mgmt_status_pair(st, p->id);
+        if (mp) {
+            if (p->disk[0])
+                snprintf(mp->disk, sizeof mp->disk, "%s", p->disk);
+            if (p->group[0])
+                snprintf(mp->group, sizeof mp->group, "%s", p->group);
+            mp->mt_durable_seq = p->durable;
+        }
+        rt_json_obj(out, p->id);
+        rt_json_bool(out, "open", p->j != NULL);
+        rt_json_u64(out, "disk_size", p->disk_size);
+        rt_json_u64(out, "durable_seq", p->durable);
+        rt_json_u64(out, "consistent_seq", p->consistent);
+        rt_json_u64(out, "epoch", p->epoch);
+        if (p->j) {
+            mtj_info_t info;
+            uint64_t points = 0;
+            mtj_info(p->j, &info);
+            mtj_each_point(p->j, me->checkpoint_us, count_point, &points);
+            rt_json_u64(out, "journal_bytes", info.journal_bytes);
+            rt_json_u64(out, "base_bytes", info.base_bytes);
+            rt_json_u64(out, "records", info.records);
+            rt_json_u64(out, "points", points);
+            rt_json_u64(out, "first_seq", info.first_seq);
+            rt_json_u64(out, "promoted_seq", info.promoted_seq);
+            rt_json_str(out, "oldest_point_time",
+                        info.first_time_us ? mtj_format_time(info.first_time_us, t1) : NULL);
+            rt_json_str(out, "latest_point_time",
+                        info.last_time_us ? mtj_format_time(info.last_time_us, t2) : NULL);
+        }
+        rt_json_u64(out, "batches", p->batches);
+        rt_json_u64(out, "dup_batches", p->dups);
+        rt_json_u64(out, "bad_batches", p->bad);
+        rt_json_obj_end(out);
+    }
+    rt_json_obj_end(out);
+    return MGMT_OK;
+}
+
+int mt_register_status(mt_t *me, mgmt_t *mgmt)
+{
+    return mgmt_register_status(mgmt, "mt", mt_status, me);
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+static void load_all(mt_t *me)
+{
+    DIR *d = opendir(me->dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[MT_PATH_MAX + 2 * RT_NAME_MAX];
+        if (!pair_name_ok(e->d_name))
+            continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s/state", me->dir, e->d_name) >=
+                sizeof path ||
+            access(path, F_OK) != 0)
+            continue; /* not a journal, or its creation never finished */
+        if (me->npairs == MT_PAIRS_MAX) {
+            rt_log(RT_LOG_ERR, "mt: %s: more than %u pairs, %s left out", me->dir,
+                   MT_PAIRS_MAX, e->d_name);
+            continue;
+        }
+        pair_load(me, e->d_name);
+    }
+    closedir(d);
+}
+
+mt_t *mt_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size_t errlen)
+{
+    char path[MT_PATH_MAX - 8];
+    mt_t *me = calloc(1, sizeof *me);
+    if (!me) {
+        fail(err, errlen, "mt: out of memory");
+        return NULL;
+    }
+    me->node = node;
+    me->hub = hub;
+    me->conf = conf;
+    if (rt_conf_path(conf, "mt", "dir", path, sizeof path))
+        snprintf(me->dir, sizeof me->dir, "%s", path);
+    else if (!rt_conf_path(conf, "node", "data_dir", path, sizeof path) ||
+             (size_t)snprintf(me->dir, sizeof me->dir, "%s/mt", path) >= sizeof me->dir) {
+        fail(err, errlen, "mt: [node] data_dir: path too long");
+        goto fail;
+    }
+    me->retention_us = rt_conf_u64(conf, "mt", "retention") * 1000000u;
+    me->checkpoint_us = rt_conf_u64(conf, "mt", "checkpoint") * 1000000u;
+    if (mkdir(me->dir, 0750) != 0 && errno != EEXIST) {
+        fail(err, errlen, "mt: %s: create: %s", me->dir, strerror(errno));
+        goto fail;
+    }
+    load_all(me);
+    if (rt_actor_init(&me->actor, node, "mt", mt_dispatch) != RT_OK ||
+        rt_timer_init(&me->commit_t, &me->actor, MT_SIG_COMMIT, 0) != RT_OK) {
+        fail(err, errlen, "mt: message pool full");
+        goto fail;
+    }
+    if (hub_register_role(hub, RT_ROLE_MT, &me->actor) != RT_OK) {
+        fail(err, errlen, "mt: the hub has an mt role already");
+        goto fail;
+    }
+    rt_log(RT_LOG_INFO, "mt: %u pair(s) in %s, retention %" PRIu64 " s", me->npairs, me->dir,
+           me->retention_us / 1000000u);
+    return me;
+fail:
+    mt_free(me);
+    return NULL;
+}
+
+void mt_free(mt_t *me)
+{
+    if (!me)
+        return;
+    if (me->actor.node) {
+        rt_timer_fini(&me->commit_t);
+        rt_actor_fini(&me->actor);
+    }
+    for (unsigned i = 0; i < me->npairs; i++)
+        pair_close(me->pairs[i]);
+    codec_work_free(&me->work);
+    free(me);
+}
+
+rt_actor_t *mt_actor(mt_t *me)
+{
+    return &me->actor;
+}

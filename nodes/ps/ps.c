@@ -1,0 +1,1320 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ps.c: the process server actor (see ps.h).
+ *
+ * Owns: one spool per pair ([ps] dir/PAIR/spool, a seglog) and a small state
+ * file per pair (PAIR/pair.state: disk, size, group, epoch, the end of the
+ * last sync pass; docs/FORMAT.md 5). Talks to: agents (PairOpen and
+ * WriteBatch in, WriteAck and the PairOpen answer out) and the master target
+ * (PairOpen and WriteBatch out, WriteAck and the PairOpen answer in), all
+ * through the hub. No chart of its own: the pair chart lives at the agent;
+ * here each pair has a small forwarding state (down, opening, open, hold).
+ *
+ * Durability: a WriteBatch is checked (codec_batch_open: every record's
+ * header and capture hash, continuity, range), appended to the spool, and
+ * acknowledged only after the commit that covers it: the commit runs from a
+ * zero-delay timer, so everything that arrived in one turn of the loop
+ * shares one fdatasync per spool. What the ack says durable is what a
+ * reopen of the spool recovers after kill -9 (seglog's recovery rules).
+ *
+ * Forwarding: per pair an iterator over the spool from mt_durable_seq + 1,
+ * batches of about PS_BATCH_RAW bytes of records (only committed ones, and
+ * ending exactly at the end of a sync pass, which the batch flags with
+ * BATCH_SYNC_DONE), compressed when it pays, a window of PS_WINDOW bytes or
+ * PS_INFLIGHT batches in flight, and a token bucket when [ps] bandwidth is
+ * set. A built batch the link cannot take yet is held until
+ * RT_SIG_LINK_WRITABLE (or RT_SIG_RESUME for a pool), never dropped. The
+ * mt's WriteAck trims the spool below its durable_seq and is passed on to
+ * the agent. Any doubt (link down, ACK_FULL, ACK_BAD_RECORD, a gap) rewinds
+ * to the mt's durable_seq + 1 after a PairOpen: the mt drops duplicates, so
+ * a resend costs bandwidth, never correctness.
+ */
+#include "ps.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "link.pb.h"
+#include "nodes/common/codec.h"
+#include "nodes/common/kvstate.h"
+#include "nodes/common/seglog.h"
+
+#define PS_STATE_NAME  "pair.state"
+#define PS_STATE_MAGIC "secondsite-ps-pair"
+#define PS_SPOOL_NAME  "spool"
+#define PS_MARKS       1024u        /* backlog accounting points per pair */
+#define PS_OPEN_RETRY  5.0          /* seconds before a PairOpen to the mt is sent again */
+#define PS_HOLD_FULL   1.0          /* seconds to hold after the mt said ACK_FULL */
+#define PS_HOLD_BAD    5.0          /* ... after ACK_BAD_RECORD or a spool read error */
+#define PS_MT_LINKS    8u           /* links to nodes with the mt role we track */
+#define PS_PATH_MAX    4096u
+
+enum {
+    PS_SIG_COMMIT = RT_SIG_USER + 1, /* commit timer: end of the turn, commit and ack */
+    PS_SIG_PUMP = RT_SIG_USER + 2,   /* bandwidth timer: tokens are back */
+};
+
+/* The forwarding state of a pair towards the master target. */
+typedef enum {
+    FWD_DOWN = 0, /* no PairOpen answered: no route, or not tried yet */
+    FWD_OPENING,  /* PairOpen sent, waiting for the answer */
+    FWD_OPEN,     /* sending from mt_durable + 1 */
+    FWD_HOLD,     /* the mt refused (full, bad record): wait, then rewind */
+} fwd_t;
+
+static const char *const fwd_names[] = {"down", "opening", "open", "hold"};
+
+/* Where a peer role is: a link (and the role there), or an actor of this node. */
+typedef struct route {
+    rt_link_t *link;
+    rt_actor_t *actor;
+    uint32_t role;
+} route_t;
+
+typedef struct inflight {
+    uint64_t from, last; /* the batch's sequence range (from = first.seq - first.skip) */
+    uint32_t wire;       /* payload bytes */
+} inflight_t;
+
+typedef struct mark {
+    uint64_t seq;  /* after this record ... */
+    uint64_t cum;  /* ... this many record bytes were appended since open */
+} mark_t;
+
+typedef struct ps_pair {
+    ps_t *ps;
+    char id[RT_NAME_MAX];
+    char disk[RT_NAME_MAX];
+    char group[RT_NAME_MAX];
+    char dir[PS_PATH_MAX];     /* [ps] dir/PAIR */
+    uint64_t disk_size;
+    uint64_t epoch;
+    uint64_t sync_done;        /* last seq of the last BATCH_SYNC_DONE batch (state file) */
+    seglog_t *spool;
+    uint64_t appended;         /* last seq appended */
+    uint64_t durable;          /* last seq committed */
+    bool dirty;                /* appended since the last commit */
+    /* agent side */
+    route_t agent;
+    bool ack_owed;             /* the agent is owed a WriteAck */
+    bool said_full;            /* ACK_FULL was given: say when there is room again */
+    uint64_t told_durable, told_mt;
+    uint64_t full_acks;
+    /* master target side */
+    fwd_t fwd;
+    uint64_t corr;             /* generation of our PairOpen to the mt */
+    uint64_t open_sent_us;     /* when it was sent (mono) */
+    uint64_t hold_until_us;    /* FWD_HOLD: until (mono) */
+    bool verify_next;          /* re-read the spool with hash checks (after ACK_BAD_RECORD) */
+    uint64_t mt_durable, consistent;
+    bool mt_known;             /* mt_durable came from the mt in this run */
+    uint64_t sent;             /* last seq built into a batch */
+    seglog_iter_t *it;
+    inflight_t fl[PS_INFLIGHT];
+    unsigned fl_head, fl_n;
+    uint64_t fl_bytes;
+    rt_buf_t *held;            /* a built batch the route did not take yet */
+    ss_WriteBatch held_wb;
+    uint32_t held_len;
+    double tokens;             /* bandwidth bucket, bytes */
+    uint64_t refill_us;
+    /* backlog accounting */
+    mark_t mk[PS_MARKS];
+    unsigned mk_head, mk_n;
+    uint64_t cum, cum_mark, last_rec;
+    uint64_t gran;
+    /* counters */
+    uint64_t raw_sent, wire_sent, batches_sent, batches_lz4, bad_acks;
+} ps_pair_t;
+
+struct ps {
+    rt_actor_t actor;          /* first: "ps" */
+    rt_node_t *node;
+    hub_t *hub;
+    const rt_conf_t *conf;
+    char dir[PS_PATH_MAX];
+    uint64_t quota;
+    uint64_t bandwidth;        /* bytes/s per pair, 0 = unlimited */
+    bool compress;
+    uint64_t seg_max;
+    ps_pair_t *pairs[PS_PAIRS_MAX];
+    unsigned npairs;
+    rt_timer_t commit_t;
+    bool commit_armed;
+    rt_timer_t pump_t;
+    rt_link_t *mt_links[PS_MT_LINKS];
+    bool started;
+    bool warned;               /* cache above PS_WARN_PCT */
+    codec_work_t work;
+};
+
+static void pump(ps_pair_t *p);
+static void fwd_open(ps_pair_t *p);
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return RT_ERR;
+}
+
+static bool pair_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= RT_NAME_MAX || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static ps_pair_t *pair_find(const ps_t *me, const char *id)
+{
+    for (unsigned i = 0; i < me->npairs; i++)
+        if (strcmp(me->pairs[i]->id, id) == 0)
+            return me->pairs[i];
+    return NULL;
+}
+
+/* what the agent may count as durable: in the spool, or already at the mt */
+static uint64_t eff_durable(const ps_pair_t *p)
+{
+    return p->durable > p->mt_durable ? p->durable : p->mt_durable;
+}
+
+uint64_t ps_cache_bytes(const ps_t *me)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < me->npairs; i++)
+        if (me->pairs[i]->spool)
+            n += seglog_bytes(me->pairs[i]->spool);
+    return n;
+}
+
+/* ---- routes ------------------------------------------------------------------- */
+
+static route_t route_of(const rt_msg_t *m)
+{
+    const ss_Envelope *env = (const ss_Envelope *)m->data;
+    route_t r = {m->link, m->link ? NULL : m->from, env->from_role};
+    return r;
+}
+
+/* send a frame without payload to @r (a link or a local actor).
+ * @return RT_OK, RT_AGAIN (queue or pool full: retry later), RT_ERR (gone) */
+static int route_send(ps_t *me, const route_t *r, ss_Envelope *env)
+{
+    env->to_role = r->role;
+    env->from_role = RT_ROLE_PS;
+    env->payload_len = 0;
+    if (r->link)
+        return rt_link_send(r->link, env, NULL, 0);
+    if (!r->actor)
+        return RT_ERR;
+    rt_msg_t *m = rt_msg_new(me->node, &me->actor, env->which_body);
+    if (!m)
+        return RT_AGAIN;
+    m->from = &me->actor;
+    m->len = sizeof *env;
+    memcpy(m->data, env, sizeof *env);
+    rt_msg_post(r->actor, m);
+    return RT_OK;
+}
+
+/* ---- backlog accounting ------------------------------------------------------- */
+
+/* every record appended (or found at open) passes here */
+static void rec_seen(void *arg, const wrec_hdr_t *h, const uint8_t *stored,
+                     const seglog_loc_t *loc)
+{
+    ps_pair_t *p = arg;
+    (void)stored;
+    (void)loc;
+    p->cum += wrec_size(h);
+    p->last_rec = h->seq;
+    if (p->cum - p->cum_mark < p->gran)
+        return;
+    if (p->mk_n == PS_MARKS) {
+        /* thin out: keep every other point, at twice the granularity */
+        unsigned k = 0;
+        for (unsigned i = 0; i < p->mk_n; i += 2)
+            p->mk[(p->mk_head + k++) % PS_MARKS] = p->mk[(p->mk_head + i) % PS_MARKS];
+        p->mk_n = k;
+        p->gran *= 2;
+    }
+    p->mk[(p->mk_head + p->mk_n++) % PS_MARKS] = (mark_t){h->seq, p->cum};
+    p->cum_mark = p->cum;
+}
+
+/* record bytes appended up to @seq, about (under by less than one granule) */
+static uint64_t cum_at(const ps_pair_t *p, uint64_t seq)
+{
+    if (seq >= p->last_rec)
+        return p->cum;
+    uint64_t c = 0;
+    for (unsigned i = 0; i < p->mk_n; i++) {
+        const mark_t *k = &p->mk[(p->mk_head + i) % PS_MARKS];
+        if (k->seq > seq)
+            break;
+        c = k->cum;
+    }
+    return c;
+}
+
+/* forget the points below @seq except the last one (cum_at still needs it) */
+static void marks_drop(ps_pair_t *p, uint64_t seq)
+{
+    while (p->mk_n >= 2 && p->mk[(p->mk_head + 1) % PS_MARKS].seq <= seq) {
+        p->mk_head = (p->mk_head + 1) % PS_MARKS;
+        p->mk_n--;
+    }
+}
+
+static uint64_t backlog(const ps_pair_t *p)
+{
+    return p->cum - cum_at(p, p->mt_durable);
+}
+
+/* ---- pairs: state file, open, close --------------------------------------------- */
+
+static int state_save(ps_pair_t *p, char *err, size_t errlen)
+{
+    kvs_t kv = {0};
+    kvs_set(&kv, "pair", p->id);
+    kvs_set(&kv, "disk", p->disk[0] ? p->disk : "-");
+    kvs_set(&kv, "group", p->group[0] ? p->group : "-");
+    kvs_set_u64(&kv, "disk_size", p->disk_size);
+    kvs_set_u64(&kv, "epoch", p->epoch);
+    kvs_set_u64(&kv, "sync_done_seq", p->sync_done);
+    return kvs_write(p->dir, PS_STATE_NAME, PS_STATE_MAGIC, 1, &kv, err, errlen);
+}
+
+static void copy_name(char *dst, const char *src)
+{
+    snprintf(dst, RT_NAME_MAX, "%s", src && strcmp(src, "-") != 0 ? src : "");
+}
+
+static void pair_close(ps_pair_t *p)
+{
+    if (!p)
+        return;
+    seglog_iter_free(p->it);
+    rt_buf_unref(p->held);
+    seglog_close(p->spool);
+    free(p);
+}
+
+/* open the spool of @p (p->dir set); it is created when @create */
+static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
+{
+    char path[PS_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/%s", p->dir, PS_SPOOL_NAME);
+    p->cum = p->cum_mark = p->last_rec = 0;
+    p->mk_head = p->mk_n = 0;
+    p->gran = p->ps->quota / 512 > (256u << 10) ? p->ps->quota / 512 : (256u << 10);
+    seglog_conf_t lc = {.seg_max = p->ps->seg_max, .first_seq = 1, .create = create,
+                        .on_rec = rec_seen, .arg = p};
+    p->spool = seglog_open(path, &lc, err, errlen);
+    if (!p->spool)
+        return RT_ERR;
+    p->appended = seglog_last_seq(p->spool);
+    p->durable = seglog_durable_seq(p->spool);
+    p->dirty = false;
+    const char *why = "";
+    uint64_t cut = seglog_recovered(p->spool, &why);
+    if (cut)
+        rt_log(RT_LOG_WARN, "ps: pair %s: spool recovery cut %" PRIu64 " bytes of an uncommitted tail (%s)",
+               p->id, cut, why);
+    return RT_OK;
+}
+
+static ps_pair_t *pair_alloc(ps_t *me, const char *id)
+{
+    ps_pair_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->ps = me;
+    snprintf(p->id, sizeof p->id, "%s", id);
+    if ((size_t)snprintf(p->dir, sizeof p->dir, "%s/%s", me->dir, id) >= sizeof p->dir) {
+        free(p);
+        return NULL;
+    }
+    p->tokens = 0;
+    p->refill_us = rt_mono_us();
+    return p;
+}
+
+/* a pair found in the folder at start */
+static int pair_load(ps_t *me, const char *id, char *err, size_t errlen)
+{
+    kvs_t kv;
+    ps_pair_t *p = pair_alloc(me, id);
+    if (!p)
+        return fail(err, errlen, "ps: out of memory");
+    if (kvs_read(p->dir, PS_STATE_NAME, PS_STATE_MAGIC, 1, &kv, err, errlen) != RT_OK) {
+        free(p);
+        return errno == ENOENT ? RT_OK : RT_ERR; /* an unfinished creation: made again on use */
+    }
+    copy_name(p->disk, kvs_get(&kv, "disk"));
+    copy_name(p->group, kvs_get(&kv, "group"));
+    p->disk_size = kvs_get_u64(&kv, "disk_size", 0);
+    p->epoch = kvs_get_u64(&kv, "epoch", 0);
+    p->sync_done = kvs_get_u64(&kv, "sync_done_seq", 0);
+    if (spool_open(p, false, err, errlen) != RT_OK) {
+        pair_close(p);
+        return RT_ERR;
+    }
+    me->pairs[me->npairs++] = p;
+    rt_log(RT_LOG_INFO, "ps: pair %s: spool holds %" PRIu64 "..%" PRIu64 " (%" PRIu64 " bytes)",
+           id, seglog_first_seq(p->spool), p->durable, seglog_bytes(p->spool));
+    return RT_OK;
+}
+
+/* a pair seen first in an agent's PairOpen */
+static ps_pair_t *pair_create(ps_t *me, const ss_PairOpen *po, char *err, size_t errlen)
+{
+    if (!pair_name_ok(po->pair)) {
+        fail(err, errlen, "bad pair name '%s'", po->pair);
+        return NULL;
+    }
+    if (me->npairs == PS_PAIRS_MAX) {
+        fail(err, errlen, "more than %u pairs", PS_PAIRS_MAX);
+        return NULL;
+    }
+    ps_pair_t *p = pair_alloc(me, po->pair);
+    if (!p) {
+        fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    copy_name(p->disk, po->disk);
+    copy_name(p->group, po->group);
+    p->disk_size = po->disk_size;
+    p->epoch = po->epoch;
+    if (mkdir(p->dir, 0750) != 0 && errno != EEXIST) {
+        fail(err, errlen, "%s: create: %s", p->dir, strerror(errno));
+        goto fail;
+    }
+    /* the spool first, the state file last: a folder without it is unfinished */
+    if (spool_open(p, true, err, errlen) != RT_OK || state_save(p, err, errlen) != RT_OK)
+        goto fail;
+    me->pairs[me->npairs++] = p;
+    rt_log(RT_LOG_INFO, "ps: pair %s created (disk %s, %" PRIu64 " bytes)", p->id, p->disk,
+           p->disk_size);
+    return p;
+fail:
+    pair_close(p);
+    return NULL;
+}
+
+/* ---- acknowledgements to the agent --------------------------------------------- */
+
+static int ack_to(ps_t *me, ps_pair_t *p, const route_t *r, uint32_t status, const char *reason)
+{
+    ss_Envelope env = ss_Envelope_init_zero;
+    env.which_body = ss_Envelope_write_ack_tag;
+    ss_WriteAck *a = &env.body.write_ack;
+    snprintf(a->pair, sizeof a->pair, "%s", p->id);
+    a->durable_seq = eff_durable(p);
+    a->mt_durable_seq = p->mt_durable;
+    a->consistent_seq = p->consistent;
+    a->status = status;
+    if (reason)
+        snprintf(a->reason, sizeof a->reason, "%s", reason);
+    int rc = route_send(me, r, &env);
+    if (rc == RT_OK && status == ss_AckStatus_ACK_OK) {
+        p->told_durable = a->durable_seq;
+        p->told_mt = a->mt_durable_seq;
+    }
+    return rc;
+}
+
+/* the owed or unsolicited ack to the agent of @p, if it is due */
+static void ack_agent(ps_pair_t *p)
+{
+    ps_t *me = p->ps;
+    if (!p->agent.link && !p->agent.actor) {
+        p->ack_owed = false; /* the agent learns it with its next PairOpen */
+        return;
+    }
+    bool news = eff_durable(p) > p->told_durable || p->mt_durable > p->told_mt || p->said_full;
+    if (!p->ack_owed && !news)
+        return;
+    int rc = ack_to(me, p, &p->agent, ss_AckStatus_ACK_OK, NULL);
+    if (rc == RT_AGAIN) {
+        p->ack_owed = true; /* again on WRITABLE, RESUME or cron */
+        return;
+    }
+    if (rc == RT_ERR)
+        p->agent = (route_t){NULL, NULL, 0};
+    p->ack_owed = false;
+    p->said_full = false;
+}
+
+/* ---- group commit --------------------------------------------------------------- */
+
+static void arm_commit(ps_t *me)
+{
+    if (!me->commit_armed) {
+        me->commit_armed = true;
+        rt_timer_start(&me->commit_t, 0.0, 0.0);
+    }
+}
+
+static void cache_check(ps_t *me)
+{
+    uint64_t used = ps_cache_bytes(me);
+    if (!me->warned && used * 100 >= me->quota * PS_WARN_PCT) {
+        me->warned = true;
+        rt_log(RT_LOG_WARN,
+               "ps: cache at %" PRIu64 " of %" PRIu64 " bytes (%" PRIu64
+               " %%): the master target is not keeping up; at 100 %% agents are held",
+               used, me->quota, used * 100 / (me->quota ? me->quota : 1));
+    } else if (me->warned && used * 100 < me->quota * (PS_WARN_PCT - 5)) {
+        me->warned = false;
+        rt_log(RT_LOG_INFO, "ps: cache back under %u %% (%" PRIu64 " bytes)", PS_WARN_PCT - 5,
+               used);
+    }
+}
+
+/* reopen a spool after a failed write or sync: what it recovers is the truth */
+static void spool_reopen(ps_pair_t *p)
+{
+    char err[256];
+    seglog_iter_free(p->it);
+    p->it = NULL;
+    seglog_close(p->spool);
+    p->spool = NULL;
+    if (spool_open(p, true, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "ps: pair %s: cannot reopen its spool: %s", p->id, err);
+        return;
+    }
+    if (p->fwd != FWD_DOWN)
+        p->fwd = FWD_DOWN; /* rewind from the mt's durable seq at the next open */
+}
+
+static void commit_all(ps_t *me)
+{
+    char err[256];
+    me->commit_armed = false;
+    for (unsigned i = 0; i < me->npairs; i++) {
+        ps_pair_t *p = me->pairs[i];
+        if (!p->dirty || !p->spool)
+            continue;
+        p->dirty = false;
+        uint64_t d = 0;
+        if (seglog_commit(p->spool, &d, err, sizeof err) != RT_OK) {
+            rt_log(RT_LOG_ERR, "ps: pair %s: %s; reopening the spool", p->id, err);
+            spool_reopen(p);
+            continue;
+        }
+        p->durable = d;
+    }
+    for (unsigned i = 0; i < me->npairs; i++) {
+        ps_pair_t *p = me->pairs[i];
+        ack_agent(p);
+        pump(p);
+    }
+    cache_check(me);
+}
+
+/* ---- from the agent --------------------------------------------------------------- */
+
+static void on_pair_open(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
+{
+    char err[256];
+    route_t r = route_of(m);
+    ps_pair_t *p = pair_find(me, po->pair);
+    if (!p && !(p = pair_create(me, po, err, sizeof err))) {
+        rt_log(RT_LOG_ERR, "ps: PairOpen for pair '%s': %s", po->pair, err);
+        return;
+    }
+    if (po->disk_size && p->disk_size && po->disk_size != p->disk_size)
+        rt_log(RT_LOG_WARN, "ps: pair %s: the agent says %" PRIu64 " bytes, the spool has %" PRIu64,
+               p->id, po->disk_size, p->disk_size);
+    if (po->epoch > p->epoch) {
+        p->epoch = po->epoch;
+        if (state_save(p, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_ERR, "ps: pair %s: %s", p->id, err);
+    }
+    p->agent = r;
+    ss_Envelope env = ss_Envelope_init_zero;
+    env.which_body = ss_Envelope_pair_open_tag;
+    env.corr = ((const ss_Envelope *)m->data)->corr;
+    ss_PairOpen *a = &env.body.pair_open;
+    snprintf(a->pair, sizeof a->pair, "%s", p->id);
+    snprintf(a->disk, sizeof a->disk, "%s", p->disk);
+    snprintf(a->group, sizeof a->group, "%s", p->group);
+    a->disk_size = p->disk_size;
+    a->last_seq = p->appended;
+    a->durable_seq = eff_durable(p);
+    a->mt_durable_seq = p->mt_durable;
+    a->consistent_seq = p->consistent;
+    a->epoch = p->epoch;
+    a->reply = true;
+    if (po->last_seq < eff_durable(p))
+        rt_log(RT_LOG_WARN,
+               "ps: pair %s: the agent captured up to %" PRIu64 " but %" PRIu64
+               " is durable here (the agent lost its log?)",
+               p->id, po->last_seq, eff_durable(p));
+    if (route_send(me, &r, &env) == RT_OK) {
+        p->told_durable = a->durable_seq;
+        p->told_mt = a->mt_durable_seq;
+    }
+    if (p->fwd == FWD_DOWN)
+        fwd_open(p);
+}
+
+/* the byte offset in the run @recs (@len) of the first record with seq > @after */
+static size_t skip_upto(const uint8_t *recs, size_t len, uint64_t after)
+{
+    wrec_cursor_t c;
+    wrec_hdr_t h;
+    const uint8_t *st;
+    wrec_cursor_init(&c, recs, len);
+    size_t pos = 0;
+    while (wrec_cursor_next(&c, &h, &st, NULL) == RT_OK && h.seq <= after)
+        pos = c.pos;
+    return pos;
+}
+
+static void on_write_batch(ps_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
+                           uint32_t payload_len)
+{
+    char err[256], why[192];
+    route_t r = route_of(m);
+    ps_pair_t *p = pair_find(me, wb->pair);
+    if (!p || !p->spool) {
+        ss_Envelope env = ss_Envelope_init_zero;
+        env.which_body = ss_Envelope_write_ack_tag;
+        snprintf(env.body.write_ack.pair, sizeof env.body.write_ack.pair, "%s", wb->pair);
+        env.body.write_ack.status = ss_AckStatus_ACK_UNKNOWN_PAIR;
+        snprintf(env.body.write_ack.reason, sizeof env.body.write_ack.reason,
+                 p ? "spool unavailable" : "no PairOpen for this pair");
+        route_send(me, &r, &env);
+        return;
+    }
+    p->agent = r;
+    const uint8_t *payload = m->buf ? m->buf->data : NULL;
+    if (payload_len > (m->buf ? m->buf->cap : 0)) {
+        rt_log(RT_LOG_ERR, "ps: pair %s: batch payload of %u bytes missing", p->id, payload_len);
+        return;
+    }
+    codec_batch_t b = {wb->first_seq, wb->last_seq, wb->count, wb->flags, wb->raw_len};
+    codec_run_t run;
+    if (codec_batch_open(&b, payload, payload_len, p->disk_size, &me->work, &run, why,
+                         sizeof why) != RT_OK) {
+        rt_log(RT_LOG_WARN, "ps: pair %s: batch %" PRIu64 "..%" PRIu64 " refused: %s", p->id,
+               wb->first_seq, wb->last_seq, why);
+        ack_to(me, p, &r, ss_AckStatus_ACK_BAD_RECORD, why);
+        return;
+    }
+    if (wb->epoch > p->epoch)
+        p->epoch = wb->epoch;
+    bool sync_done = (wb->flags & CODEC_BATCH_SYNC_DONE) && run.last_seq > p->sync_done;
+    if (run.last_seq <= p->appended && !sync_done) {
+        /* a resend of what we hold: acknowledged by the commit that covers it */
+        p->ack_owed = true;
+        arm_commit(me);
+        return;
+    }
+    if (run.from_seq > p->appended + 1) {
+        if (p->appended <= p->mt_durable && p->mt_known && run.from_seq == p->mt_durable + 1 &&
+            !p->dirty) {
+            /* the spool lost what the mt already has (a new disk here): start it
+             * again where the mt is */
+            if (seglog_reset(p->spool, run.from_seq, err, sizeof err) != RT_OK) {
+                rt_log(RT_LOG_ERR, "ps: pair %s: %s", p->id, err);
+                spool_reopen(p);
+                ack_to(me, p, &r, ss_AckStatus_ACK_FULL, "spool unavailable");
+                return;
+            }
+            seglog_iter_free(p->it);
+            p->it = NULL;
+            p->appended = p->durable = run.from_seq - 1;
+            p->fwd = p->fwd == FWD_DOWN ? FWD_DOWN : FWD_OPENING;
+            if (p->fwd == FWD_OPENING)
+                fwd_open(p);
+        } else {
+            /* a gap: say where we are, the agent resends from there */
+            ack_to(me, p, &r, ss_AckStatus_ACK_OK, NULL);
+            return;
+        }
+    }
+    size_t skip = run.from_seq <= p->appended ? skip_upto(run.recs, run.len, p->appended) : 0;
+    size_t add = run.len - skip;
+    if (add > 0) {
+        uint64_t used = ps_cache_bytes(me);
+        bool pending = backlog(p) > 0 || p->appended > p->mt_durable;
+        if (used + add > me->quota && pending) {
+            p->full_acks++;
+            if (!p->said_full)
+                rt_log(RT_LOG_WARN,
+                       "ps: pair %s: cache full (%" PRIu64 " + %zu > %" PRIu64
+                       " bytes): holding the agent",
+                       p->id, used, add, me->quota);
+            p->said_full = true;
+            ack_to(me, p, &r, ss_AckStatus_ACK_FULL, "process server cache full");
+            return;
+        }
+        if (seglog_append(p->spool, run.recs + skip, add, rec_seen, p, err, sizeof err) !=
+            RT_OK) {
+            rt_log(RT_LOG_ERR, "ps: pair %s: %s", p->id, err);
+            p->appended = seglog_last_seq(p->spool);
+            p->dirty = true;
+            arm_commit(me);
+            p->said_full = true;
+            ack_to(me, p, &r, ss_AckStatus_ACK_FULL, "spool write failed");
+            return;
+        }
+        p->appended = seglog_last_seq(p->spool);
+        p->dirty = true;
+    }
+    if (sync_done) {
+        /* durable before the ack that covers the batch: the agent will not say it again */
+        p->sync_done = run.last_seq;
+        if (state_save(p, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_ERR, "ps: pair %s: end of sync pass at %" PRIu64 " not recorded: %s",
+                   p->id, run.last_seq, err);
+    }
+    p->ack_owed = true;
+    arm_commit(me);
+}
+
+/* ---- towards the master target ------------------------------------------------------ */
+
+static void fl_clear(ps_pair_t *p)
+{
+    p->fl_head = p->fl_n = 0;
+    p->fl_bytes = 0;
+    rt_buf_unref(p->held);
+    p->held = NULL;
+}
+
+/* forward from @d + 1 again */
+static void rewind_to(ps_pair_t *p, uint64_t d)
+{
+    char err[256];
+    fl_clear(p);
+    seglog_iter_free(p->it);
+    p->it = NULL;
+    p->sent = d;
+    if (!p->spool)
+        return;
+    p->it = seglog_iter_new(p->spool, d + 1, p->verify_next, err, sizeof err);
+    if (!p->it)
+        rt_log(RT_LOG_ERR, "ps: pair %s: %s", p->id, err);
+}
+
+static void fwd_open(ps_pair_t *p)
+{
+    ps_t *me = p->ps;
+    if (!me->started || !p->spool)
+        return;
+    ss_Envelope env = ss_Envelope_init_zero;
+    env.which_body = ss_Envelope_pair_open_tag;
+    env.corr = ++p->corr;
+    env.to_role = RT_ROLE_MT;
+    ss_PairOpen *o = &env.body.pair_open;
+    snprintf(o->pair, sizeof o->pair, "%s", p->id);
+    snprintf(o->disk, sizeof o->disk, "%s", p->disk);
+    snprintf(o->group, sizeof o->group, "%s", p->group);
+    o->disk_size = p->disk_size;
+    o->last_seq = p->appended;
+    o->durable_seq = p->durable;
+    o->epoch = p->epoch;
+    fl_clear(p);
+    int rc = hub_send_role(me->hub, &me->actor, RT_ROLE_MT, &env, NULL, 0);
+    p->open_sent_us = rt_mono_us();
+    p->fwd = rc == RT_OK ? FWD_OPENING : FWD_DOWN; /* RT_ERR: no route; RT_AGAIN: later */
+}
+
+static void fwd_down(ps_pair_t *p)
+{
+    fl_clear(p);
+    p->fwd = FWD_DOWN;
+}
+
+static void hold(ps_pair_t *p, double seconds)
+{
+    fl_clear(p);
+    p->fwd = FWD_HOLD;
+    p->hold_until_us = rt_mono_us() + (uint64_t)(seconds * 1e6);
+}
+
+static void on_mt_open_reply(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
+{
+    char err[256];
+    ps_pair_t *p = pair_find(me, po->pair);
+    const ss_Envelope *env = (const ss_Envelope *)m->data;
+    if (!p || p->fwd != FWD_OPENING || env->corr != p->corr)
+        return; /* stale */
+    if (p->mt_known && po->durable_seq < p->mt_durable)
+        rt_log(RT_LOG_WARN,
+               "ps: pair %s: the master target went back from %" PRIu64 " to %" PRIu64
+               " durable; resending",
+               p->id, p->mt_durable, po->durable_seq);
+    p->mt_durable = po->durable_seq;
+    p->mt_known = true;
+    if (po->consistent_seq > p->consistent)
+        p->consistent = po->consistent_seq;
+    marks_drop(p, p->mt_durable);
+    if (p->mt_durable > p->appended && !p->dirty) {
+        /* the mt is ahead of this spool (a spool lost here): continue from the mt */
+        if (seglog_records(p->spool) == 0 || seglog_last_seq(p->spool) < p->mt_durable) {
+            seglog_iter_free(p->it);
+            p->it = NULL;
+            if (seglog_reset(p->spool, p->mt_durable + 1, err, sizeof err) == RT_OK) {
+                p->appended = p->durable = p->mt_durable;
+                rt_log(RT_LOG_WARN, "ps: pair %s: spool restarted at %" PRIu64 " (the mt's)",
+                       p->id, p->mt_durable + 1);
+            } else {
+                rt_log(RT_LOG_ERR, "ps: pair %s: %s", p->id, err);
+            }
+        }
+    } else if (p->mt_durable >= seglog_first_seq(p->spool) &&
+               seglog_trim(p->spool, p->mt_durable + 1, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_WARN, "ps: pair %s: trim: %s", p->id, err);
+    }
+    rewind_to(p, p->mt_durable);
+    p->fwd = FWD_OPEN;
+    p->verify_next = false;
+    ack_agent(p);
+    pump(p);
+    cache_check(me);
+}
+
+static void on_mt_ack(ps_t *me, const ss_WriteAck *a)
+{
+    char err[256];
+    ps_pair_t *p = pair_find(me, a->pair);
+    if (!p || p->fwd == FWD_DOWN || p->fwd == FWD_OPENING)
+        return; /* nothing in flight: the PairOpen answer will say where the mt is */
+    switch (a->status) {
+    case ss_AckStatus_ACK_OK:
+        break;
+    case ss_AckStatus_ACK_FULL:
+        if (p->fwd != FWD_HOLD)
+            rt_log(RT_LOG_WARN, "ps: pair %s: the master target is full (%s): holding", p->id,
+                   a->reason);
+        hold(p, PS_HOLD_FULL);
+        return;
+    case ss_AckStatus_ACK_BAD_RECORD:
+        p->bad_acks++;
+        rt_log(RT_LOG_ERR,
+               "ps: pair %s: the master target refused a batch after %" PRIu64
+               " (%s); re-reading the spool with checks",
+               p->id, a->durable_seq, a->reason);
+        p->verify_next = true;
+        hold(p, PS_HOLD_BAD);
+        return;
+    case ss_AckStatus_ACK_UNKNOWN_PAIR:
+        fwd_open(p);
+        return;
+    default:
+        rt_log(RT_LOG_WARN, "ps: pair %s: ack with unknown status %u", p->id,
+               (unsigned)a->status);
+        return;
+    }
+    if (a->consistent_seq > p->consistent)
+        p->consistent = a->consistent_seq;
+    if (a->durable_seq > p->mt_durable) {
+        p->mt_durable = a->durable_seq;
+        while (p->fl_n > 0 && p->fl[p->fl_head].last <= p->mt_durable) {
+            p->fl_bytes -= p->fl[p->fl_head].wire;
+            p->fl_head = (p->fl_head + 1) % PS_INFLIGHT;
+            p->fl_n--;
+        }
+        marks_drop(p, p->mt_durable);
+        if (seglog_trim(p->spool, p->mt_durable + 1, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_WARN, "ps: pair %s: trim: %s", p->id, err);
+    }
+    if (p->fl_n > 0 && p->fl[p->fl_head].from > p->mt_durable + 1) {
+        /* the mt skipped something we sent: resend from where it is */
+        rt_log(RT_LOG_WARN, "ps: pair %s: the master target is at %" PRIu64 ", resending", p->id,
+               p->mt_durable);
+        rewind_to(p, p->mt_durable);
+    }
+    ack_agent(p);
+    pump(p);
+    cache_check(me);
+}
+
+/* try to hand the held batch to the route; @return RT_OK when it was taken */
+static int send_held(ps_pair_t *p)
+{
+    ps_t *me = p->ps;
+    ss_Envelope env = ss_Envelope_init_zero;
+    env.which_body = ss_Envelope_write_batch_tag;
+    env.to_role = RT_ROLE_MT;
+    env.corr = p->corr;
+    env.body.write_batch = p->held_wb;
+    env.body.write_batch.sent_us = rt_now_us();
+    int rc = hub_send_role(me->hub, &me->actor, RT_ROLE_MT, &env, p->held, p->held_len);
+    if (rc == RT_AGAIN)
+        return RT_AGAIN;
+    if (rc != RT_OK) {
+        fwd_down(p); /* no route: wait for a link to the mt */
+        return RT_ERR;
+    }
+    inflight_t *f = &p->fl[(p->fl_head + p->fl_n++) % PS_INFLIGHT];
+    uint64_t from = p->held_wb.first_seq; /* refined below from the first header */
+    wrec_hdr_t h;
+    if (!(p->held_wb.flags & CODEC_BATCH_LZ4) && wrec_hdr_decode(p->held->data, &h, NULL) == RT_OK)
+        from = h.seq - h.skip;
+    *f = (inflight_t){from, p->held_wb.last_seq, p->held_len};
+    p->fl_bytes += p->held_len;
+    p->raw_sent += p->held_wb.raw_len;
+    p->wire_sent += p->held_len;
+    p->batches_sent++;
+    if (p->held_wb.flags & CODEC_BATCH_LZ4)
+        p->batches_lz4++;
+    rt_buf_unref(p->held);
+    p->held = NULL;
+    return RT_OK;
+}
+
+static uint32_t batch_target(const ps_t *me)
+{
+    if (!me->bandwidth)
+        return PS_BATCH_RAW;
+    uint64_t t = me->bandwidth / 8;
+    if (t < (64u << 10))
+        t = 64u << 10;
+    return t < PS_BATCH_RAW ? (uint32_t)t : PS_BATCH_RAW;
+}
+
+/* the bandwidth bucket: true if @p may send now, else the pump timer is set */
+static bool tokens_ok(ps_pair_t *p)
+{
+    ps_t *me = p->ps;
+    if (!me->bandwidth)
+        return true;
+    uint64_t now = rt_mono_us();
+    double burst = (double)me->bandwidth / 4;
+    if (burst < (double)batch_target(me))
+        burst = (double)batch_target(me);
+    p->tokens += (double)me->bandwidth * (double)(now - p->refill_us) / 1e6;
+    if (p->tokens > burst)
+        p->tokens = burst;
+    p->refill_us = now;
+    if (p->tokens > 0)
+        return true;
+    double wait = (-p->tokens + 1) / (double)me->bandwidth;
+    if (!rt_timer_active(&me->pump_t))
+        rt_timer_start(&me->pump_t, wait < 0.001 ? 0.001 : wait, 0);
+    return false;
+}
+
+/* build the next batch from the spool into p->held; @return RT_OK, SEGLOG_END
+ * (nothing to send), RT_AGAIN (no buffer: RESUME), RT_ERR (read failed) */
+static int build(ps_pair_t *p)
+{
+    ps_t *me = p->ps;
+    char err[256];
+    uint64_t max = p->durable;
+    if (p->sync_done > p->sent && p->sync_done < max)
+        max = p->sync_done; /* the pass's last batch ends exactly there */
+    if (p->sent >= max)
+        return SEGLOG_END;
+    if (!p->it) {
+        rewind_to(p, p->sent);
+        if (!p->it)
+            return RT_ERR;
+    }
+    size_t target = batch_target(me);
+    rt_buf_t *raw = rt_buf_alloc_for(me->node, &me->actor, target);
+    if (!raw)
+        return RT_AGAIN;
+    size_t used = 0;
+    uint64_t last = 0;
+    int r = seglog_iter_batch(p->it, max, raw->data, target, &used, &last, err, sizeof err);
+    if (r == RT_ERR && used == 0) {
+        /* perhaps one record larger than the target: try once with room for it */
+        rt_buf_unref(raw);
+        raw = rt_buf_alloc_for(me->node, &me->actor, WREC_MAX_SIZE);
+        if (!raw)
+            return RT_AGAIN;
+        r = seglog_iter_batch(p->it, max, raw->data, WREC_MAX_SIZE, &used, &last, err,
+                              sizeof err);
+    }
+    if (r != RT_OK) {
+        rt_buf_unref(raw);
+        if (r == RT_ERR)
+            rt_log(RT_LOG_ERR, "ps: pair %s: reading the spool: %s", p->id, err);
+        return r;
+    }
+    raw->len = (uint32_t)used;
+    /* count the records and find the first */
+    wrec_cursor_t c;
+    wrec_hdr_t h;
+    uint32_t count = 0;
+    uint64_t first = 0;
+    wrec_cursor_init(&c, raw->data, used);
+    while (wrec_cursor_next(&c, &h, NULL, NULL) == RT_OK) {
+        if (!count)
+            first = h.seq;
+        count++;
+    }
+    ss_WriteBatch *wb = &p->held_wb;
+    memset(wb, 0, sizeof *wb);
+    snprintf(wb->pair, sizeof wb->pair, "%s", p->id);
+    wb->first_seq = first;
+    wb->last_seq = last;
+    wb->count = count;
+    wb->raw_len = (uint32_t)used;
+    wb->epoch = p->epoch;
+    if (last == p->sync_done)
+        wb->flags |= CODEC_BATCH_SYNC_DONE;
+    p->held = raw;
+    p->held_len = (uint32_t)used;
+    if (me->compress) {
+        rt_buf_t *z = rt_buf_alloc(me->node, codec_worth(used) ? codec_worth(used) : 1);
+        size_t zlen = 0;
+        if (z && codec_compress(raw->data, used, z->data, z->cap, &zlen) == RT_OK) {
+            z->len = (uint32_t)zlen;
+            rt_buf_unref(raw);
+            p->held = z;
+            p->held_len = (uint32_t)zlen;
+            wb->flags |= CODEC_BATCH_LZ4;
+        } else {
+            rt_buf_unref(z); /* incompressible, or no buffer: send it raw */
+        }
+    }
+    p->sent = last;
+    if (me->bandwidth)
+        p->tokens -= (double)p->held_len;
+    return RT_OK;
+}
+
+static void pump(ps_pair_t *p)
+{
+    for (unsigned guard = 0; guard < 4 * PS_INFLIGHT && p->fwd == FWD_OPEN; guard++) {
+        if (p->held) {
+            if (send_held(p) != RT_OK)
+                return;
+            continue;
+        }
+        if (p->fl_n == PS_INFLIGHT || p->fl_bytes >= PS_WINDOW || !tokens_ok(p))
+            return;
+        int r = build(p);
+        if (r == RT_ERR)
+            hold(p, PS_HOLD_BAD);
+        if (r != RT_OK)
+            return;
+    }
+}
+
+static void pump_all(ps_t *me)
+{
+    for (unsigned i = 0; i < me->npairs; i++)
+        pump(me->pairs[i]);
+}
+
+/* ---- link signals, cron ------------------------------------------------------------- */
+
+static void on_link_up(ps_t *me, const rt_msg_t *m)
+{
+    const ss_Hello *h = (const ss_Hello *)m->data;
+    if (!(h->roles & RT_ROLE_MT))
+        return;
+    for (unsigned i = 0; i < PS_MT_LINKS; i++)
+        if (!me->mt_links[i]) {
+            me->mt_links[i] = m->link;
+            break;
+        }
+    for (unsigned i = 0; i < me->npairs; i++)
+        if (me->pairs[i]->fwd == FWD_DOWN)
+            fwd_open(me->pairs[i]);
+}
+
+static void on_link_down(ps_t *me, const rt_msg_t *m)
+{
+    bool mt = false;
+    for (unsigned i = 0; i < PS_MT_LINKS; i++)
+        if (me->mt_links[i] == m->link) {
+            me->mt_links[i] = NULL;
+            mt = true;
+        }
+    for (unsigned i = 0; i < me->npairs; i++) {
+        ps_pair_t *p = me->pairs[i];
+        if (p->agent.link == m->link)
+            p->agent = (route_t){NULL, NULL, 0};
+        if (mt && p->fwd != FWD_DOWN) {
+            fwd_down(p);
+            fwd_open(p); /* another route may be there; else wait for LINK_UP */
+        }
+    }
+}
+
+static void cron(ps_t *me)
+{
+    uint64_t now = rt_mono_us();
+    for (unsigned i = 0; i < me->npairs; i++) {
+        ps_pair_t *p = me->pairs[i];
+        switch (p->fwd) {
+        case FWD_DOWN:
+            fwd_open(p);
+            break;
+        case FWD_OPENING:
+            if (now - p->open_sent_us > (uint64_t)(PS_OPEN_RETRY * 1e6))
+                fwd_open(p);
+            break;
+        case FWD_HOLD:
+            if (now >= p->hold_until_us)
+                fwd_open(p); /* learn where the mt is, then resend from there */
+            break;
+        case FWD_OPEN:
+            pump(p);
+            break;
+        }
+        if (p->ack_owed)
+            ack_agent(p);
+    }
+    cache_check(me);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static void ps_dispatch(rt_actor_t *actor, const rt_msg_t *m)
+{
+    ps_t *me = (ps_t *)actor;
+    const ss_Envelope *env = (const ss_Envelope *)m->data;
+    switch (m->tag) {
+    case RT_SIG_START:
+        me->started = true;
+        rt_actor_cron(&me->actor, 1.0);
+        for (unsigned i = 0; i < me->npairs; i++)
+            fwd_open(me->pairs[i]);
+        break;
+    case RT_SIG_STOP:
+        commit_all(me); /* nothing acked is lost either way; this acks what arrived */
+        rt_actor_cron(&me->actor, 0);
+        rt_actor_stopped(&me->actor);
+        break;
+    case RT_SIG_CRON:
+        cron(me);
+        break;
+    case RT_SIG_LINK_UP:
+        on_link_up(me, m);
+        break;
+    case RT_SIG_LINK_DOWN:
+        on_link_down(me, m);
+        break;
+    case RT_SIG_LINK_WRITABLE:
+    case RT_SIG_RESUME:
+        for (unsigned i = 0; i < me->npairs; i++)
+            if (me->pairs[i]->ack_owed)
+                ack_agent(me->pairs[i]);
+        for (unsigned i = 0; i < me->npairs; i++)
+            if (me->pairs[i]->fwd == FWD_DOWN)
+                fwd_open(me->pairs[i]);
+        pump_all(me);
+        break;
+    case PS_SIG_COMMIT:
+        commit_all(me);
+        break;
+    case PS_SIG_PUMP:
+        pump_all(me);
+        break;
+    case ss_Envelope_pair_open_tag:
+        if (env->body.pair_open.reply)
+            on_mt_open_reply(me, m, &env->body.pair_open);
+        else
+            on_pair_open(me, m, &env->body.pair_open);
+        break;
+    case ss_Envelope_write_batch_tag:
+        on_write_batch(me, m, &env->body.write_batch, env->payload_len);
+        break;
+    case ss_Envelope_write_ack_tag:
+        on_mt_ack(me, &env->body.write_ack);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- status ----------------------------------------------------------------------------- */
+
+int ps_pair_info(const ps_t *me, const char *pair, ps_pair_info_t *out)
+{
+    const ps_pair_t *p = pair_find(me, pair);
+    if (!p)
+        return RT_ERR;
+    memset(out, 0, sizeof *out);
+    out->durable_seq = eff_durable(p);
+    out->mt_durable_seq = p->mt_durable;
+    out->consistent_seq = p->consistent;
+    out->sent_seq = p->sent;
+    out->spool_bytes = p->spool ? seglog_bytes(p->spool) : 0;
+    out->backlog_bytes = backlog(p);
+    out->raw_sent = p->raw_sent;
+    out->wire_sent = p->wire_sent;
+    out->batches_sent = p->batches_sent;
+    out->batches_lz4 = p->batches_lz4;
+    out->full_acks = p->full_acks;
+    return RT_OK;
+}
+
+int ps_status(void *ctx, mgmt_status_t *st, rt_json_t *out, char *err, size_t errlen)
+{
+    ps_t *me = ctx;
+    (void)err;
+    (void)errlen;
+    uint64_t used = ps_cache_bytes(me);
+    rt_json_str(out, "dir", me->dir);
+    rt_json_u64(out, "cache_bytes", used);
+    rt_json_u64(out, "cache_quota", me->quota);
+    rt_json_bool(out, "cache_warning", me->warned);
+    rt_json_u64(out, "bandwidth", me->bandwidth);
+    rt_json_bool(out, "compress", me->compress);
+    rt_json_obj(out, "pairs");
+    for (unsigned i = 0; i < me->npairs; i++) {
+        const ps_pair_t *p = me->pairs[i];
+        mgmt_pair_t *mp = mgmt_status_pair(st, p->id);
+        if (mp) {
+            if (p->disk[0])
+                snprintf(mp->disk, sizeof mp->disk, "%s", p->disk);
+            if (p->group[0])
+                snprintf(mp->group, sizeof mp->group, "%s", p->group);
+            mp->ps_durable_seq = eff_durable(p);
+            if (p->mt_known)
+                mp->mt_durable_seq = p->mt_durable;
+            mp->cache_bytes = p->spool ? seglog_bytes(p->spool) : 0;
+            mp->cache_quota = me->quota;
+            mp->backlog_bytes = backlog(p);
+        }
+        rt_json_obj(out, p->id);
+        rt_json_u64(out, "durable_seq", eff_durable(p));
+        rt_json_u64(out, "mt_durable_seq", p->mt_durable);
+        rt_json_u64(out, "consistent_seq", p->consistent);
+        rt_json_u64(out, "sent_seq", p->sent);
+        rt_json_str(out, "forwarding", fwd_names[p->fwd]);
+        rt_json_u64(out, "spool_bytes", p->spool ? seglog_bytes(p->spool) : 0);
+        rt_json_u64(out, "backlog_bytes", backlog(p));
+        rt_json_u64(out, "inflight_bytes", p->fl_bytes);
+        rt_json_u64(out, "raw_sent", p->raw_sent);
+        rt_json_u64(out, "wire_sent", p->wire_sent);
+        rt_json_u64(out, "batches_sent", p->batches_sent);
+        rt_json_u64(out, "batches_lz4", p->batches_lz4);
+        rt_json_u64(out, "full_acks", p->full_acks);
+        rt_json_bool(out, "agent_connected", p->agent.link || p->agent.actor);
+        rt_json_obj_end(out);
+    }
+    rt_json_obj_end(out);
+    return MGMT_OK;
+}
+
+int ps_register_status(ps_t *me, mgmt_t *mgmt)
+{
+    return mgmt_register_status(mgmt, "ps", ps_status, me);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static int load_all(ps_t *me, char *err, size_t errlen)
+{
+    DIR *d = opendir(me->dir);
+    if (!d)
+        return fail(err, errlen, "%s: %s", me->dir, strerror(errno));
+    struct dirent *e;
+    int rc = RT_OK;
+    while ((e = readdir(d)) && rc == RT_OK) {
+        if (!pair_name_ok(e->d_name))
+            continue;
+        if (me->npairs == PS_PAIRS_MAX) {
+            rc = fail(err, errlen, "%s: more than %u pairs", me->dir, PS_PAIRS_MAX);
+            break;
+        }
+        if (pair_load(me, e->d_name, err, errlen) != RT_OK)
+            rt_log(RT_LOG_ERR, "ps: pair %s left out: %s", e->d_name, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size_t errlen)
+{
+    char path[PS_PATH_MAX];
+    ps_t *me = calloc(1, sizeof *me);
+    if (!me) {
+        fail(err, errlen, "ps: out of memory");
+        return NULL;
+    }
+    me->node = node;
+    me->hub = hub;
+    me->conf = conf;
+    if (rt_conf_path(conf, "ps", "dir", path, sizeof path))
+        snprintf(me->dir, sizeof me->dir, "%s", path);
+    else if (!rt_conf_path(conf, "node", "data_dir", path, sizeof path) ||
+             (size_t)snprintf(me->dir, sizeof me->dir, "%s/ps", path) >= sizeof me->dir) {
+        fail(err, errlen, "ps: [node] data_dir: path too long");
+        goto fail;
+    }
+    me->quota = rt_conf_u64(conf, "ps", "cache_quota");
+    me->bandwidth = rt_conf_u64(conf, "ps", "bandwidth");
+    me->compress = rt_conf_bool(conf, "ps", "compress");
+    me->seg_max = me->quota / 16;
+    if (me->seg_max > SEGLOG_SEG_MAX_DEFAULT)
+        me->seg_max = SEGLOG_SEG_MAX_DEFAULT;
+    if (me->seg_max < (64u << 10))
+        me->seg_max = 64u << 10;
+    if (mkdir(me->dir, 0750) != 0 && errno != EEXIST) {
+        fail(err, errlen, "ps: %s: create: %s", me->dir, strerror(errno));
+        goto fail;
+    }
+    if (load_all(me, err, errlen) != RT_OK)
+        goto fail;
+    if (rt_actor_init(&me->actor, node, "ps", ps_dispatch) != RT_OK ||
+        rt_timer_init(&me->commit_t, &me->actor, PS_SIG_COMMIT, 0) != RT_OK ||
+        rt_timer_init(&me->pump_t, &me->actor, PS_SIG_PUMP, 0) != RT_OK) {
+        fail(err, errlen, "ps: message pool full");
+        goto fail;
+    }
+    if (hub_register_role(hub, RT_ROLE_PS, &me->actor) != RT_OK) {
+        fail(err, errlen, "ps: the hub has a ps role already");
+        goto fail;
+    }
+    rt_log(RT_LOG_INFO, "ps: %u pair(s) in %s, cache quota %" PRIu64 " bytes%s", me->npairs,
+           me->dir, me->quota, me->compress ? ", lz4" : "");
+    return me;
+fail:
+    ps_free(me);
+    return NULL;
+}
+
+void ps_free(ps_t *me)
+{
+    if (!me)
+        return;
+    if (me->actor.node) {
+        rt_timer_fini(&me->commit_t);
+        rt_timer_fini(&me->pump_t);
+        rt_actor_fini(&me->actor);
+    }
+    for (unsigned i = 0; i < me->npairs; i++)
+        pair_close(me->pairs[i]);
+    codec_work_free(&me->work);
+    free(me);
+}
+
+rt_actor_t *ps_actor(ps_t *me)
+{
+    return &me->actor;
+}
