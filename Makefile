@@ -115,7 +115,7 @@ gen: $(GEN_C)
 
 # generated files are never intermediate: make must not delete them (the .pb.h
 # is a by-product of the .pb.c rule)
-.SECONDARY: $(PB_C) $(PB_H) $(FSM_C)
+.SECONDARY:
 
 gen/proto/%.pb.c gen/proto/%.pb.h: proto/%.proto $(wildcard proto/%.options)
 	@mkdir -p gen/proto
@@ -176,6 +176,12 @@ $(BUILD)/noded: $(call obj,n,$(NODED_SRC)) $(LIB_N)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(NODED_LDFLAGS) -o $@ $^ $(LIBS)
 
+# the appliance build: the same objects, linked statically (numeric addresses,
+# no NSS, no dlopen on the node's paths); `make STATIC=1` makes noded itself so
+$(BUILD)/noded-static: $(call obj,n,$(NODED_SRC)) $(LIB_N)
+	@echo "  LD      $@"
+	$(Q)$(CC) -static -o $@ $^ $(LIBS) 2>$@.log || { cat $@.log; exit 1; }
+
 $(BUILD)/nodectl: $(call obj,n,$(CTL_SRC)) $(LIB_N)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LIBS)
@@ -231,7 +237,7 @@ unit-san: $(UNIT_S)
 fuzz-smoke: $(FUZZ_BIN)
 	@BUILD=$(BUILD) tests/run-fuzz 5 $(FUZZ_BIN)
 
-integration: $(PROGS) $(IT_BIN) $(BENCH_BIN)
+integration: $(PROGS) $(IT_BIN) $(BUILD)/noded-static $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/run-integration $(INTEG)
 
 check: deps

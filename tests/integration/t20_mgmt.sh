@@ -5,7 +5,8 @@
 # real processes over mutual TLS 1.3 with certificates from nodectl.
 #
 # Part 1, noded with [listen] mgmt: `nodectl status --json` is one JSON
-# document (checked by python3's parser, not ours) with the node's fields;
+# document (checked by python3's parser, not ours) with the node's fields
+# and its links (a configured peer that is not there shows as down);
 # a console whose certificate comes from another site CA is refused (one
 # line, exit 1) and the node keeps serving; a node certificate may read;
 # a wrong endpoint is one line and exit 1; bad usage is one line and exit 2.
@@ -62,7 +63,7 @@ make_site "$T/ca" n1 n2
 "$NODECTL" init "$T/other" >/dev/null || fail "nodectl init other"
 set -- $(free_port 3)
 P1=$1 P2=$2 P3=$3
-node_conf n1 "$T/ca"
+node_conf n1 "$T/ca" "peer:ghost=127.0.0.1:$P3" # a peer that is never there
 printf '[listen]\nmgmt = 127.0.0.1:%s\n' "$P1" >>"$T/n1.ini"
 console admin "$T/ca" admin "$P1"
 console plain "$T/ca" n1 "$P1"
@@ -76,7 +77,7 @@ wait_for "$T/n1.log" "management endpoint on 127.0.0.1:$P1" 10
 
 run "$NODECTL" --conf "$T/admin.conf" --json status
 [ "$rc" -eq 0 ] || fail "status --json exited $rc: $(cat "$T/err")"
-python3 - "$T/out" <<'EOF' || fail "status --json: $(cat "$T/out")"
+python3 - "$T/out" "$P3" <<'EOF' || fail "status --json: $(cat "$T/out")"
 import json, sys
 text = open(sys.argv[1]).read()
 assert text.endswith("}\n") and text.count("\n") == 1, "not one document on one line"
@@ -86,7 +87,9 @@ assert d["roles"] == ["cs"], d["roles"]
 assert d["version"]
 assert d["uptime_s"] >= 0
 assert d["memory"]["budget"] == 64 << 20, d["memory"]
-assert d["links"] == [] and d["pairs"] == [] and d["sections"] == {}, d
+assert d["links"] == [{"peer": "ghost", "addr": "127.0.0.1:" + sys.argv[2], "state": "down",
+                      "up": False, "clock_offset_us": None}], d["links"]
+assert d["pairs"] == [] and d["sections"] == {}, d
 assert d["pairs_truncated"] is False
 EOF
 ok "status --json is one JSON document with the node's fields"
@@ -95,6 +98,7 @@ run "$NODECTL" --conf "$T/admin.conf" status
 [ "$rc" -eq 0 ] || fail "status exited $rc"
 head -n 1 "$T/out" | grep -q '^node n1 (cs), version ' || fail "status: $(cat "$T/out")"
 grep -qx 'no protection pairs on node n1' "$T/out" || fail "status: $(cat "$T/out")"
+grep -Eqx "ghost +down +127\.0\.0\.1:$P3 +-" "$T/out" || fail "status links: $(cat "$T/out")"
 ok "status prints the node and says there are no pairs"
 
 expect_fail 1 "$NODECTL" --conf "$T/other.conf" status

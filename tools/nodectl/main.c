@@ -88,7 +88,8 @@ static void print_rows(const ctl_cmd_t *t, const char *prefix)
             print_rows(t->sub, p);
             continue;
         }
-        snprintf(head, sizeof head, "%s%s %s", prefix, t->name, t->args ? t->args : "");
+        snprintf(head, sizeof head, "%s%s%s%s", prefix, t->name, t->args ? " " : "",
+                 t->args ? t->args : "");
         printf("    %s\n        %s\n", head, t->summary);
     }
 }

@@ -86,7 +86,8 @@ int ctl_help(const ctl_t *ctl)
             printf("    %-8s %s\n", s->name, s->summary);
         printf("\n    nodectl %s COMMAND --help shows the page of one command.\n", ctl->path);
     } else {
-        printf("    nodectl [--conf FILE] [--json] %s %s\n", ctl->path, c->args ? c->args : "");
+        printf("    nodectl [--conf FILE] [--json] %s%s%s\n", ctl->path, c->args ? " " : "",
+               c->args ? c->args : "");
     }
     if (c->help)
         printf("\n%s", c->help);
