@@ -13,6 +13,8 @@
 #   make demo       narrated walk through the embedded default
 #   make fsm-dot    draw every chart (build/fsm/*.svg)
 #   make STATIC=1   link noded statically (appliance build)
+#   WOLFSSL=system  link Debian's shared libwolfssl instead of the static one
+#                   built from Debian's source with hardware crypto (default hw)
 #   V=1             show the commands
 #
 # Sources are found by wildcard, so adding a file under runtime/, nodes/<role>/,
@@ -36,18 +38,54 @@ endif
 DEPS_PKGS := ragel libev-dev nanopb libnanopb-dev liblz4-dev libwolfssl-dev \
   libsqlite3-dev libinih-dev libxxhash-dev libcmocka-dev graphviz \
   qemu-utils libnbd-bin nbdkit e2fsprogs iproute2 iptables rsync fio chromium \
-  libfiu-dev fiu-utils clang libclang-rt-14-dev valgrind
+  libfiu-dev fiu-utils clang libclang-rt-14-dev valgrind \
+  dpkg-dev autoconf automake libtool
+
+# wolfSSL: WOLFSSL=hw (default) builds Debian's own wolfssl source package
+# with the CPU's hardware crypto into a static library (tools/wolfssl/build.sh,
+# once per WOLFSSL_DIR); WOLFSSL=system links Debian's shared libwolfssl.
+# Objects must see the headers of the library they are linked with, so every
+# object depends on $(BUILD)/wolfssl-VARIANT.variant and switching variants
+# recompiles. When the source cannot be had (offline), hw falls back to system
+# with a one-line notice.
+WOLFSSL     ?= hw
+WOLFSSL_DIR ?= $(BUILD)/wolfssl
+WOLFSSL_LIB := $(WOLFSSL_DIR)/install/lib/libwolfssl.a
+WOLFSSL_USE := $(WOLFSSL)
+ifeq ($(filter hw system,$(WOLFSSL)),)
+$(error WOLFSSL must be hw or system, not '$(WOLFSSL)')
+endif
+# goals that compile nothing themselves (check, bench, demo recurse) skip the fetch
+ifeq ($(WOLFSSL)$(wildcard $(WOLFSSL_LIB)),hw)
+ifneq ($(filter-out deps clean gen fsm-dot check test bench demo,$(or $(MAKECMDGOALS),all)),)
+WOLFSSL_FETCH := $(shell CC='$(CC)' sh tools/wolfssl/build.sh fetch $(WOLFSSL_DIR))
+ifneq ($(WOLFSSL_FETCH),ok)
+$(info $(WOLFSSL_FETCH): using Debian's shared libwolfssl (WOLFSSL=system))
+WOLFSSL_USE := system
+endif
+endif
+endif
+ifeq ($(WOLFSSL_USE),hw)
+WOLFSSL_CFLAGS := -I$(WOLFSSL_DIR)/install/include
+WOLFSSL_LIBS   := $(WOLFSSL_LIB)
+WOLFSSL_DEP    := $(WOLFSSL_LIB)
+else
+WOLFSSL_CFLAGS :=
+WOLFSSL_LIBS   := -lwolfssl
+WOLFSSL_DEP    :=
+endif
+WOLFSSL_STAMP := $(BUILD)/wolfssl-$(WOLFSSL_USE).variant
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wswitch-enum \
              -Wcast-qual -Wundef
 GENWARN   := -Wall -Wno-unused-const-variable -Wno-unused-variable
 BASEFLAGS := -std=c11 -D_GNU_SOURCE -g -MMD -MP -I. -Iruntime -Igen/proto -Igen/fsm \
-             -DPB_ENABLE_MALLOC=0
+             $(WOLFSSL_CFLAGS) -DPB_ENABLE_MALLOC=0
 OPT       ?= -O2
 CFLAGS_N  := $(BASEFLAGS) $(OPT)
 SANFLAGS  := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=undefined
-LIBS      := -lev -lwolfssl -llz4 -lprotobuf-nanopb -lsqlite3 -linih -lxxhash -lm -lpthread
+LIBS      := -lev $(WOLFSSL_LIBS) -llz4 -lprotobuf-nanopb -lsqlite3 -linih -lxxhash -lm -lpthread
 ifeq ($(STATIC),1)
 NODED_LDFLAGS := -static
 else
@@ -113,8 +151,8 @@ deps:
 
 gen: $(GEN_C)
 
-# generated files are never intermediate: make must not delete them (the .pb.h
-# is a by-product of the .pb.c rule)
+# nothing is intermediate: make must not delete generated files (the .pb.h
+# is a by-product of the .pb.c rule) nor the objects of test programs)
 .SECONDARY:
 
 gen/proto/%.pb.c gen/proto/%.pb.h: proto/%.proto $(wildcard proto/%.options)
@@ -143,20 +181,28 @@ $(BUILD)/fsm/%.svg: fsm/%_exec.rl fsm/%.rl
 # ---- compile ----------------------------------------------------------------
 
 # every object depends on the generated headers being there
-$(BUILD)/n/%.o: %.c | $(PB_H) $(FSM_C)
+$(BUILD)/n/%.o: %.c $(WOLFSSL_STAMP) | $(PB_H) $(FSM_C) $(WOLFSSL_DEP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_N) $(if $(filter gen/%,$<),$(GENWARN),$(WARN)) -c -o $@ $<
 
-$(BUILD)/s/%.o: %.c | $(PB_H) $(FSM_C)
+$(BUILD)/s/%.o: %.c $(WOLFSSL_STAMP) | $(PB_H) $(FSM_C) $(WOLFSSL_DEP)
 	@mkdir -p $(dir $@)
 	@echo "  CC-SAN  $<"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) $(if $(filter gen/%,$<),$(GENWARN),$(WARN)) -c -o $@ $<
 
-$(BUILD)/f/%.o: %.c | $(PB_H) $(FSM_C)
+$(BUILD)/f/%.o: %.c $(WOLFSSL_STAMP) | $(PB_H) $(FSM_C) $(WOLFSSL_DEP)
 	@mkdir -p $(dir $@)
 	@echo "  CC-FUZZ $<"
 	$(Q)$(CLANG) $(BASEFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined $(if $(filter gen/%,$<),$(GENWARN),$(WARN)) -c -o $@ $<
+
+# the variant the objects of $(BUILD) are compiled for (the other one's goes)
+$(BUILD)/wolfssl-%.variant:
+	@mkdir -p $(dir $@)
+	@rm -f $(BUILD)/wolfssl-*.variant && touch $@
+
+$(WOLFSSL_LIB): tools/wolfssl/build.sh
+	$(Q)CC='$(CC)' sh tools/wolfssl/build.sh build $(WOLFSSL_DIR)
 
 $(LIB_N): $(call obj,n,$(LIB_SRC) $(GEN_C))
 	@echo "  AR      $@"

@@ -18,6 +18,8 @@
 #include "demo/demo.h"
 #include "hub/hub.h"
 #include "mgmt/mgmt.h"
+#include "mt/mt.h"
+#include "ps/ps.h"
 #include "rt.h"
 
 #define NODED_VERSION "0.1.0"
@@ -88,11 +90,15 @@ typedef struct appliance {
     rt_node_t *node;
     hub_t *hub;
     mgmt_t *mgmt;
+    ps_t *ps;
+    mt_t *mt;
 } appliance_t;
 
 static void appliance_close(appliance_t *a)
 {
     mgmt_free(a->mgmt);
+    ps_free(a->ps);
+    mt_free(a->mt);
     hub_free(a->hub);
     rt_node_free(a->node);
     rt_conf_free(a->conf);
@@ -130,6 +136,16 @@ static int appliance_open(appliance_t *a, const char *path, struct ev_loop *loop
         if (!a->mgmt)
             goto fail_err;
         mgmt_use_hub(a->mgmt, a->hub);
+    }
+    uint64_t roles = rt_conf_u64(a->conf, "node", "roles");
+    if ((roles & RT_ROLE_MT) && !(a->mt = mt_new(a->node, a->conf, a->hub, err, sizeof err)))
+        goto fail_err;
+    if ((roles & RT_ROLE_PS) && !(a->ps = ps_new(a->node, a->conf, a->hub, err, sizeof err)))
+        goto fail_err;
+    if (a->mgmt && ((a->mt && mt_register_status(a->mt, a->mgmt) != RT_OK) ||
+                    (a->ps && ps_register_status(a->ps, a->mgmt) != RT_OK))) {
+        snprintf(err, sizeof err, "mgmt: no room for the ps/mt status providers");
+        goto fail_err;
     }
     rt_log(RT_LOG_INFO, "node %s ready (roles %s, config %s)", name,
            rt_conf_str(a->conf, "node", "roles"), path);

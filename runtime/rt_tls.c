@@ -23,6 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
 #include "rt.h"
 
 struct rt_tls {
@@ -101,8 +107,58 @@ static void reason(rt_tls_conn_t *c, int code, const char *what, char *err, size
 
 /* ---- contexts -------------------------------------------------------------- */
 
-#define RT_TLS_CIPHERS                                                                      \
+/* ---- cipher preference ----------------------------------------------------- */
+
+#define RT_TLS_AES_FIRST                                                                    \
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256"
+#define RT_TLS_CHACHA_FIRST                                                                 \
     "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384"
+
+/* True when the wolfSSL we were compiled against does AES-GCM with the CPU's
+ * instructions and this CPU has them: AES-NI and PCLMULQDQ for a WOLFSSL_AESNI
+ * build (wolfSSL checks the same bits before it takes that path), the ARMv8
+ * AES and PMULL instructions for a WOLFSSL_ARMASM build. Debian's shared
+ * library has neither, so it always does AES in software. */
+static bool hw_aes(void)
+{
+#if defined(WOLFSSL_AESNI) && (defined(__x86_64__) || defined(__i386__))
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_AES) && (c & bit_PCLMUL);
+#elif defined(WOLFSSL_ARMASM) && defined(__aarch64__)
+    unsigned long caps = getauxval(AT_HWCAP);
+    return (caps & HWCAP_AES) && (caps & HWCAP_PMULL);
+#else
+    return false;
+#endif
+}
+
+/* The TLS 1.3 suites in our order of preference (the server's order decides):
+ * AES-GCM with hardware AES moves several times the bytes of ChaCha20-Poly1305
+ * per core, while software AES-GCM moves about half of ChaCha20's. The
+ * environment variable SS_TLS_PREFER=aes-gcm|chacha20 overrides the choice
+ * (benchmarks compare the two). The choice is logged once. */
+static const char *cipher_list(void)
+{
+    static bool logged;
+    const char *env = getenv("SS_TLS_PREFER");
+    bool aes = hw_aes();
+    const char *why = aes ? "the CPU has AES instructions and this wolfSSL uses them"
+                          : "no hardware AES in this wolfSSL on this CPU";
+
+    if (env && strcmp(env, "aes-gcm") == 0) {
+        aes = true;
+        why = "SS_TLS_PREFER=aes-gcm";
+    } else if (env && strcmp(env, "chacha20") == 0) {
+        aes = false;
+        why = "SS_TLS_PREFER=chacha20";
+    }
+    if (!logged) {
+        logged = true;
+        rt_log(RT_LOG_DEBUG, "tls: preferring %s (%s)",
+               aes ? "AES-GCM" : "ChaCha20-Poly1305", why);
+    }
+    return aes ? RT_TLS_AES_FIRST : RT_TLS_CHACHA_FIRST;
+}
 
 rt_tls_t *rt_tls_ctx_new(const char *ca, const char *cert, const char *key, bool server,
                          char *err, size_t errlen)
@@ -139,11 +195,9 @@ rt_tls_t *rt_tls_ctx_new(const char *ca, const char *cert, const char *key, bool
     wolfSSL_CTX_set_verify(t->ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                            NULL);
     wolfSSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
-    /* Debian's wolfSSL has no AES-NI: ChaCha20-Poly1305 moves about twice
-     * the bytes of AES-GCM per core there, so it goes first (issue 5 makes
-     * this depend on the CPU once the hardware-crypto build exists) */
-    if (wolfSSL_CTX_set_cipher_list(t->ctx, RT_TLS_CIPHERS) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "tls: cannot set the cipher list %s", RT_TLS_CIPHERS);
+    const char *ciphers = cipher_list();
+    if (wolfSSL_CTX_set_cipher_list(t->ctx, ciphers) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "tls: cannot set the cipher list %s", ciphers);
         goto fail;
     }
     return t;

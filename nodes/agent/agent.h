@@ -68,6 +68,11 @@ rt_actor_t *agent_actor(agent_t *me);
  *  address and counters, log, bitmap, sync pass, shipping counters).
  *  @return MGMT_OK. */
 int agent_status(void *me, mgmt_status_t *st, rt_json_t *out, char *err, size_t errlen);
+/*! agent_pair_status() : what agent_status() fills into the status pair of
+ *  @pair (@out as mgmt_status_pair() hands it out: id set, the rest
+ *  unknown; the fields the agent does not know stay so). With a NULL @st,
+ *  agent_status() writes only its section. @return RT_ERR if unknown. */
+int agent_pair_status(const agent_t *me, const char *pair, mgmt_pair_t *out);
 /*! agent_register_mgmt() : register agent_status() as "agent" and the admin
  *  commands "pause PAIR" and "resume PAIR" with @mgmt.
  *  @return RT_ERR if a table is full or a name is taken. */
@@ -95,6 +100,7 @@ typedef struct agent_pair_info {
     bool seeded;              /* an initial sync completed once */
     bool drained;             /* bitmap empty, no sync pending, mt_acked >= captured */
     unsigned recovered;       /* extents folded into the bitmap after a crash, at open */
+    unsigned active;          /* extents marked active now (writes since the last cron) */
     uint64_t writes;          /* writes captured (log or bitmap) */
     uint64_t sent_batches, sent_bytes; /* WriteBatch frames and record bytes sent */
     uint64_t sync_data_bytes; /* data bytes sent for sync references */

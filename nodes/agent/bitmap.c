@@ -416,8 +416,19 @@ int bitmap_next(const bitmap_t *bm, uint64_t from, uint64_t max, uint64_t *first
     if (b >= bm->nblocks)
         return BITMAP_END;
     uint64_t n = 0;
-    while (b + n < bm->nblocks && n < max && bit_get(bm->bits, b + n))
+    while (b + n < bm->nblocks && n < max) {
+        uint64_t i = b + n, w;
+        if (i % 64 == 0 && i + 64 <= bm->nblocks && max - n >= 64) { /* whole set words */
+            memcpy(&w, bm->bits + i / 8, 8);
+            if (w == UINT64_MAX) {
+                n += 64;
+                continue;
+            }
+        }
+        if (!bit_get(bm->bits, i))
+            break;
         n++;
+    }
     *first = b;
     *count = n;
     return RT_OK;

@@ -512,9 +512,6 @@ static void mt_dispatch(rt_actor_t *actor, const rt_msg_t *m)
     mt_t *me = (mt_t *)actor;
     const ss_Envelope *env = (const ss_Envelope *)m->data;
     switch (m->tag) {
-    case RT_SIG_START:
-        rt_actor_cron(&me->actor, 1.0);
-        break;
     case RT_SIG_STOP:
         commit_all(me);
         rt_actor_cron(&me->actor, 0);
@@ -691,6 +688,7 @@ mt_t *mt_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
         fail(err, errlen, "mt: the hub has an mt role already");
         goto fail;
     }
+    rt_actor_cron(&me->actor, 1.0);
     rt_log(RT_LOG_INFO, "mt: %u pair(s) in %s, retention %" PRIu64 " s", me->npairs, me->dir,
            me->retention_us / 1000000u);
     return me;

@@ -149,7 +149,6 @@ struct ps {
     bool commit_armed;
     rt_timer_t pump_t;
     rt_link_t *mt_links[PS_MT_LINKS];
-    bool started;
     bool warned;               /* cache above PS_WARN_PCT */
     codec_work_t work;
 };
@@ -206,6 +205,11 @@ uint64_t ps_cache_bytes(const ps_t *me)
         if (me->pairs[i]->spool)
             n += seglog_bytes(me->pairs[i]->spool);
     return n;
+}
+
+bool ps_cache_warning(const ps_t *me)
+{
+    return me->warned;
 }
 
 /* ---- routes ------------------------------------------------------------------- */
@@ -438,14 +442,22 @@ static int ack_to(ps_t *me, ps_pair_t *p, const route_t *r, uint32_t status, con
     if (reason)
         snprintf(a->reason, sizeof a->reason, "%s", reason);
     int rc = route_send(me, r, &env);
-    if (rc == RT_OK && status == ss_AckStatus_ACK_OK) {
+    if (rc == RT_OK) {
         p->told_durable = a->durable_seq;
         p->told_mt = a->mt_durable_seq;
     }
     return rc;
 }
 
-/* the owed or unsolicited ack to the agent of @p, if it is due */
+/* an agent held with ACK_FULL is let go once an eighth of the quota is free
+ * again, so that it does not bounce on the limit batch after batch */
+static bool room_back(const ps_t *me)
+{
+    return ps_cache_bytes(me) + me->quota / 8 <= me->quota;
+}
+
+/* the owed or unsolicited ack to the agent of @p, if it is due: ACK_OK, or
+ * ACK_FULL (with the durable seqs) while the agent is held */
 static void ack_agent(ps_pair_t *p)
 {
     ps_t *me = p->ps;
@@ -453,10 +465,13 @@ static void ack_agent(ps_pair_t *p)
         p->ack_owed = false; /* the agent learns it with its next PairOpen */
         return;
     }
-    bool news = eff_durable(p) > p->told_durable || p->mt_durable > p->told_mt || p->said_full;
+    bool release = p->said_full && room_back(me);
+    bool news = eff_durable(p) > p->told_durable || p->mt_durable > p->told_mt || release;
     if (!p->ack_owed && !news)
         return;
-    int rc = ack_to(me, p, &p->agent, ss_AckStatus_ACK_OK, NULL);
+    bool held = p->said_full && !release;
+    int rc = ack_to(me, p, &p->agent, held ? ss_AckStatus_ACK_FULL : ss_AckStatus_ACK_OK,
+                    held ? "process server cache full" : NULL);
     if (rc == RT_AGAIN) {
         p->ack_owed = true; /* again on WRITABLE, RESUME or cron */
         return;
@@ -464,7 +479,16 @@ static void ack_agent(ps_pair_t *p)
     if (rc == RT_ERR)
         p->agent = (route_t){NULL, NULL, 0};
     p->ack_owed = false;
-    p->said_full = false;
+    if (release)
+        p->said_full = false;
+}
+
+/* tell held agents when there is room again */
+static void release_all(ps_t *me)
+{
+    for (unsigned i = 0; i < me->npairs; i++)
+        if (me->pairs[i]->said_full)
+            ack_agent(me->pairs[i]);
 }
 
 /* ---- group commit --------------------------------------------------------------- */
@@ -625,6 +649,15 @@ static void on_write_batch(ps_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
         ack_to(me, p, &r, ss_AckStatus_ACK_BAD_RECORD, why);
         return;
     }
+    if (p->said_full) {
+        if (!room_back(me)) {
+            /* held: every batch is refused until the agent is told there is room */
+            p->full_acks++;
+            ack_to(me, p, &r, ss_AckStatus_ACK_FULL, "process server cache full");
+            return;
+        }
+        p->said_full = false;
+    }
     if (wb->epoch > p->epoch)
         p->epoch = wb->epoch;
     bool sync_done = (wb->flags & CODEC_BATCH_SYNC_DONE) && run.last_seq > p->sync_done;
@@ -725,7 +758,7 @@ static void rewind_to(ps_pair_t *p, uint64_t d)
 static void fwd_open(ps_pair_t *p)
 {
     ps_t *me = p->ps;
-    if (!me->started || !p->spool)
+    if (!p->spool)
         return;
     ss_Envelope env = ss_Envelope_init_zero;
     env.which_body = ss_Envelope_pair_open_tag;
@@ -852,6 +885,7 @@ static void on_mt_ack(ps_t *me, const ss_WriteAck *a)
         rewind_to(p, p->mt_durable);
     }
     ack_agent(p);
+    release_all(me);
     pump(p);
     cache_check(me);
 }
@@ -1087,6 +1121,7 @@ static void cron(ps_t *me)
         if (p->ack_owed)
             ack_agent(p);
     }
+    release_all(me);
     cache_check(me);
 }
 
@@ -1098,8 +1133,6 @@ static void ps_dispatch(rt_actor_t *actor, const rt_msg_t *m)
     const ss_Envelope *env = (const ss_Envelope *)m->data;
     switch (m->tag) {
     case RT_SIG_START:
-        me->started = true;
-        rt_actor_cron(&me->actor, 1.0);
         for (unsigned i = 0; i < me->npairs; i++)
             fwd_open(me->pairs[i]);
         break;
@@ -1291,6 +1324,7 @@ ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
         fail(err, errlen, "ps: the hub has a ps role already");
         goto fail;
     }
+    rt_actor_cron(&me->actor, 1.0);
     rt_log(RT_LOG_INFO, "ps: %u pair(s) in %s, cache quota %" PRIu64 " bytes%s", me->npairs,
            me->dir, me->quota, me->compress ? ", lz4" : "");
     return me;

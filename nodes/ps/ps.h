@@ -82,5 +82,8 @@ typedef struct ps_pair_info {
 int ps_pair_info(const ps_t *me, const char *pair, ps_pair_info_t *out);
 /*! ps_cache_bytes() : bytes of every spool together (what the quota counts). */
 uint64_t ps_cache_bytes(const ps_t *me);
+/*! ps_cache_warning() : true while the cache is above PS_WARN_PCT % of its
+ *  quota (logged once when it gets there; cleared below 5 points under). */
+bool ps_cache_warning(const ps_t *me);
 
 #endif /* PS_H */

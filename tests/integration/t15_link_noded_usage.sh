@@ -4,7 +4,7 @@
 # t15_link_noded_usage.sh: noded's command line (DESIGN.md section 6).
 # --help reads like a man page and exits 0; --version exits 0; bad usage
 # and a bad config file exit 2 with exactly one line on stderr (the config
-# error names the file, the line and the key); --demo is reserved (exit 1);
+# error names the file, the line and the key); bad --demo options exit 2;
 # missing certificates exit 1 with one line.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -48,9 +48,16 @@ run_noded -c "$T/missing.ini"
 [ "$RC" = 2 ] && [ "$(lines "$T/err")" = 1 ] || fail "missing config: $RC $(cat "$T/err")"
 ok "missing config: $(cat "$T/err")"
 
-run_noded --demo "$T/demo"
-[ "$RC" = 1 ] && grep -q 'not built yet' "$T/err" || fail "--demo: $RC $(cat "$T/err")"
-ok "--demo is reserved"
+run_noded --demo "$T/demo" -c "$T/bad.ini"
+[ "$RC" = 2 ] && [ "$(lines "$T/err")" = 1 ] || fail "--demo with -c: $RC $(cat "$T/err")"
+run_noded --disks 2
+[ "$RC" = 2 ] && [ "$(lines "$T/err")" = 1 ] || fail "--disks without --demo: $RC $(cat "$T/err")"
+run_noded --demo "$T/demo" --disk-size 12345
+[ "$RC" = 2 ] && grep -q 'disk-size' "$T/err" || fail "--disk-size 12345: $RC $(cat "$T/err")"
+run_noded --demo "$T/demo" --disks 0
+[ "$RC" = 2 ] && grep -q 'disks' "$T/err" || fail "--disks 0: $RC $(cat "$T/err")"
+[ ! -e "$T/demo" ] || fail "bad demo options still wrote $T/demo"
+ok "--demo option errors: exit 2, one line, nothing written"
 
 PORT=$(free_port)
 printf '[node]\nname = n1\nroles = cs\n[tls]\nca = nope/ca.crt\ncert = nope/n1.crt\nkey = nope/n1.key\n[listen]\nlink = 127.0.0.1:%s\n[trace]\nfile = n1.trace\n' \

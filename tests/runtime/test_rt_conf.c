@@ -178,6 +178,33 @@ static void test_defaults_and_node(void **state)
     rt_conf_free(c);
 }
 
+/* [mt] retention and checkpoint: durations in seconds (added with the master target) */
+static void test_durations(void **state)
+{
+    (void)state;
+    write_file("[node]\nname = n\nroles = mt\n[mt]\ncheckpoint = 15m\n");
+    char err[256];
+    rt_conf_t *c = rt_conf_load(file, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(rt_conf_u64(c, "mt", "retention"), 24u * 3600u); /* default 24h */
+    assert_int_equal(rt_conf_u64(c, "mt", "checkpoint"), 900);
+    assert_int_equal(rt_conf_u64(c, "ps", "cache_quota"), 1u << 30);
+    assert_true(rt_conf_bool(c, "ps", "compress"));
+    rt_conf_free(c);
+    write_file("[node]\nname = n\nroles = mt\n[mt]\nretention = 2d\ncheckpoint = 90\n");
+    c = rt_conf_load(file, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(rt_conf_u64(c, "mt", "retention"), 2u * 86400u);
+    assert_int_equal(rt_conf_u64(c, "mt", "checkpoint"), 90);
+    rt_conf_free(c);
+    expect_error("[node]\nname = a\nroles = mt\n[mt]\nretention = 3w\n",
+                 "5: [mt] retention: bad value \"3w\" (expected seconds, or a duration like 90s, "
+                 "15m, 24h or 7d, at least 1)");
+    expect_error("[node]\nname = a\nroles = mt\n[mt]\nretention = 0\n",
+                 "5: [mt] retention: bad value \"0\" (expected seconds, or a duration like 90s, "
+                 "15m, 24h or 7d, at least 1)");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -186,7 +213,7 @@ static void test_errors(void **state)
                  "msg_slots, log_level)");
     expect_error("[node]\nname = a\nroles = ps\n\n[disks]\nx = 1\n",
                  "5: [disks]: unknown section (expected one of node, trace, tls, listen, link, "
-                 "peer NAME, console, agent, disk NAME)");
+                 "peer NAME, console, agent, disk NAME, ps, mt)");
     expect_error("[node]\nname = a\nroles = ps\nmemory = 12Q\n",
                  "4: [node] memory: bad value \"12Q\" (expected a size like 4096, 64K, 16M or "
                  "1G, at least 4M)");
@@ -305,6 +332,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_file),
         cmocka_unit_test(test_defaults_and_node),
+        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_more_errors),
         cmocka_unit_test(test_parse_size),

@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -470,6 +471,9 @@ int main(void)
     };
     int rc;
 
+    /* a refused handshake races: the server may close before the client has
+     * sent its last flight, and that write must fail, not kill the test */
+    signal(SIGPIPE, SIG_IGN);
     wolfSSL_Init();
     rc = cmocka_run_group_tests_name("rt_cert", tests, NULL, NULL);
     wolfSSL_Cleanup();

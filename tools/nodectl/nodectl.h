@@ -59,8 +59,9 @@ extern const ctl_cmd_t ctl_pair_cmds[];                 /* cmd_status.c: pair sh
 int ctl_cmd_wait(ctl_t *ctl, int argc, char **argv);   /* cmd_status.c */
 int ctl_cmd_trace(ctl_t *ctl, int argc, char **argv);  /* cmd_trace.c */
 int ctl_cmd_call(ctl_t *ctl, int argc, char **argv);   /* cmd_call.c */
+int ctl_cmd_restore(ctl_t *ctl, int argc, char **argv); /* cmd_restore.c */
 extern const char ctl_status_help[], ctl_pairs_help[], ctl_wait_help[], ctl_trace_help[],
-    ctl_call_help[];
+    ctl_call_help[], ctl_restore_help[];
 
 /* ---- the management client (mgmt_client.c) ------------------------------- */
 
