@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "demo/demo.h"
 #include "hub/hub.h"
 #include "mgmt/mgmt.h"
@@ -92,11 +93,13 @@ typedef struct appliance {
     mgmt_t *mgmt;
     ps_t *ps;
     mt_t *mt;
+    agent_t *agent;
 } appliance_t;
 
 static void appliance_close(appliance_t *a)
 {
     mgmt_free(a->mgmt);
+    agent_free(a->agent);
     ps_free(a->ps);
     mt_free(a->mt);
     hub_free(a->hub);
@@ -142,9 +145,17 @@ static int appliance_open(appliance_t *a, const char *path, struct ev_loop *loop
         goto fail_err;
     if ((roles & RT_ROLE_PS) && !(a->ps = ps_new(a->node, a->conf, a->hub, err, sizeof err)))
         goto fail_err;
+    if ((roles & RT_ROLE_AGENT) &&
+        !(a->agent = agent_new(a->node, a->conf, a->hub, err, sizeof err)))
+        goto fail_err;
     if (a->mgmt && ((a->mt && mt_register_status(a->mt, a->mgmt) != RT_OK) ||
                     (a->ps && ps_register_status(a->ps, a->mgmt) != RT_OK))) {
         snprintf(err, sizeof err, "mgmt: no room for the ps/mt status providers");
+        goto fail_err;
+    }
+    /* last: the source's view of a pair (backlog, drained) wins in status */
+    if (a->mgmt && a->agent && agent_register_mgmt(a->agent, a->mgmt) != RT_OK) {
+        snprintf(err, sizeof err, "mgmt: no room for the agent's status and commands");
         goto fail_err;
     }
     rt_log(RT_LOG_INFO, "node %s ready (roles %s, config %s)", name,

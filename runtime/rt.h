@@ -308,6 +308,12 @@ const char *rt_tls_peer_cn(const rt_tls_conn_t *c);
 /*! rt_tls_peer_admin() : true if the peer's verified certificate has
  *  OU=RT_CERT_OU_ADMIN (false before the handshake is done). */
 bool rt_tls_peer_admin(const rt_tls_conn_t *c);
+/*! rt_tls_cipher() : wolfSSL's name of the negotiated suite, e.g.
+ *  "TLS13-AES128-GCM-SHA256" ("" before the handshake is done). The server's
+ *  order decides: AES-GCM first when the linked wolfSSL has hardware AES on
+ *  this CPU, else ChaCha20-Poly1305 first; SS_TLS_PREFER=aes-gcm|chacha20 in
+ *  the environment overrides that when a context is made (benchmarks). */
+const char *rt_tls_cipher(const rt_tls_conn_t *c);
 /*! rt_tls_read() : up to @len decrypted bytes into @buf. @return RT_OK with
  *  *@got > 0, RT_AGAIN, or RT_ERR (peer closed, alert, broken record). */
 int rt_tls_read(rt_tls_conn_t *c, void *buf, size_t len, size_t *got, char *err, size_t errlen);

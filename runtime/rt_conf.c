@@ -102,7 +102,7 @@ static const key_schema_t key_schema[] = {
     {"link", "backoff_min", CT_DOUBLE, "0.1", false, "0.001", "3600", NULL},
     {"link", "backoff_max", CT_DOUBLE, "5.0", false, "0.001", "3600", NULL},
     {"link", "sndq_high", CT_SIZE, "8M", false, "64K", "1G", NULL},
-    {"link", "max_payload", CT_SIZE, "4M", false, "4K", "16M", NULL},
+    {"link", "max_payload", CT_SIZE, "8M", false, "4K", "16M", NULL},
 
     {"peer", "address", CT_ADDR, NULL, true, NULL, NULL, NULL},
 

@@ -302,6 +302,12 @@ bool rt_tls_peer_admin(const rt_tls_conn_t *c)
     return c->admin;
 }
 
+const char *rt_tls_cipher(const rt_tls_conn_t *c)
+{
+    const char *name = c->cn[0] ? wolfSSL_get_cipher_name(c->ssl) : NULL;
+    return name ? name : "";
+}
+
 int rt_tls_read(rt_tls_conn_t *c, void *buf, size_t len, size_t *got, char *err, size_t errlen)
 {
     if (len > INT32_MAX)

@@ -155,7 +155,7 @@ struct agent_pair {
     uint64_t dirty_since_us;       /* wall time the bitmap got its first bit, 0: clean */
 
     /* counters */
-    uint64_t writes, sent_batches, sent_bytes, sync_data, sync_zero, reopens;
+    uint64_t writes, sent_batches, sent_bytes, sync_data, sync_zero, sync_holes, reopens;
 };
 
 struct agent {
@@ -664,6 +664,8 @@ static int walk_piece(agent_pair_t *p, uint64_t *first, uint64_t *count)
     }
     if (append(p, &h, NULL) != RT_OK)
         return RT_ERR;
+    if (h.flags == WREC_F_ZERO)
+        p->sync_holes += h.len;
     if (h.flags == WREC_F_SYNCREF) {
         unsigned i = (p->sq_head + p->sq_count) % AGENT_SYNC_Q;
         p->sq[i] = (syncq_t){h.seq, h.len};
@@ -1070,6 +1072,11 @@ static void on_write_ack(agent_t *a, const rt_msg_t *m)
             break;
         }
         acked(p, ack->durable_seq);
+        if (p->sess == SESS_HELD) {
+            /* the ps says there is room again: no need to wait out the hold */
+            p->sess = SESS_DOWN;
+            p->retry_us = 0;
+        }
         break;
     case ss_AckStatus_ACK_FULL:
         acked(p, ack->durable_seq);
@@ -1206,6 +1213,7 @@ static void fill_info(const agent_pair_t *p, agent_pair_info_t *o)
     o->sent_bytes = p->sent_bytes;
     o->sync_data_bytes = p->sync_data;
     o->sync_zero_bytes = p->sync_zero;
+    o->sync_hole_bytes = p->sync_holes;
     o->reopens = p->reopens;
 }
 
@@ -1268,6 +1276,7 @@ static void status_pair(const agent_pair_t *p, mgmt_status_t *st, rt_json_t *out
     rt_json_u64(out, "queued_bytes", p->sq_bytes);
     rt_json_u64(out, "data_bytes_sent", in.sync_data_bytes);
     rt_json_u64(out, "zero_bytes_sent", in.sync_zero_bytes);
+    rt_json_u64(out, "hole_bytes_sent", in.sync_hole_bytes);
     rt_json_obj_end(out);
     rt_json_obj(out, "ship");
     rt_json_u64(out, "next_seq", p->send_next);

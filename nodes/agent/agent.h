@@ -104,7 +104,8 @@ typedef struct agent_pair_info {
     uint64_t writes;          /* writes captured (log or bitmap) */
     uint64_t sent_batches, sent_bytes; /* WriteBatch frames and record bytes sent */
     uint64_t sync_data_bytes; /* data bytes sent for sync references */
-    uint64_t sync_zero_bytes; /* bytes of sync references and holes sent as ZERO records */
+    uint64_t sync_zero_bytes; /* bytes of sync references that read as zeros: ZERO records */
+    uint64_t sync_hole_bytes; /* bytes of holes a sync pass sent as ZERO records, unread */
     uint64_t reopens;         /* PairOpen sent */
 } agent_pair_info_t;
 

@@ -69,6 +69,8 @@ typedef enum {
 } fwd_t;
 
 static const char *const fwd_names[] = {"down", "opening", "open", "hold"};
+/* the same as status "link" values of the path to the mt */
+static const char *const fwd_link[] = {"down", "connecting", "up", "held"};
 
 /* Where a peer role is: a link (and the role there), or an actor of this node. */
 typedef struct route {
@@ -681,8 +683,7 @@ static void on_write_batch(ps_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
             seglog_iter_free(p->it);
             p->it = NULL;
             p->appended = p->durable = run.from_seq - 1;
-            p->fwd = p->fwd == FWD_DOWN ? FWD_DOWN : FWD_OPENING;
-            if (p->fwd == FWD_OPENING)
+            if (p->fwd != FWD_DOWN)
                 fwd_open(p);
         } else {
             /* a gap: say where we are, the agent resends from there */
@@ -740,8 +741,10 @@ static void fl_clear(ps_pair_t *p)
     p->held = NULL;
 }
 
-/* forward from @d + 1 again */
-static void rewind_to(ps_pair_t *p, uint64_t d)
+/* forward from @d + 1 again. @return RT_ERR when the spool cannot: in
+ * particular when it no longer holds d + 1 (the master target lost writes it
+ * had acknowledged; only a resync of the pair repairs that) */
+static int rewind_to(ps_pair_t *p, uint64_t d)
 {
     char err[256];
     fl_clear(p);
@@ -749,10 +752,20 @@ static void rewind_to(ps_pair_t *p, uint64_t d)
     p->it = NULL;
     p->sent = d;
     if (!p->spool)
-        return;
+        return RT_ERR;
+    if (d + 1 < seglog_first_seq(p->spool)) {
+        rt_log(RT_LOG_ERR,
+               "ps: pair %s: the master target needs seq %" PRIu64
+               " but this cache starts at %" PRIu64 ": the pair needs a resync",
+               p->id, d + 1, seglog_first_seq(p->spool));
+        return RT_ERR;
+    }
     p->it = seglog_iter_new(p->spool, d + 1, p->verify_next, err, sizeof err);
-    if (!p->it)
+    if (!p->it) {
         rt_log(RT_LOG_ERR, "ps: pair %s: %s", p->id, err);
+        return RT_ERR;
+    }
+    return RT_OK;
 }
 
 static void fwd_open(ps_pair_t *p)
@@ -825,7 +838,10 @@ static void on_mt_open_reply(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
                seglog_trim(p->spool, p->mt_durable + 1, err, sizeof err) != RT_OK) {
         rt_log(RT_LOG_WARN, "ps: pair %s: trim: %s", p->id, err);
     }
-    rewind_to(p, p->mt_durable);
+    if (rewind_to(p, p->mt_durable) != RT_OK) {
+        hold(p, PS_HOLD_BAD);
+        return;
+    }
     p->fwd = FWD_OPEN;
     p->verify_next = false;
     ack_agent(p);
@@ -882,7 +898,8 @@ static void on_mt_ack(ps_t *me, const ss_WriteAck *a)
         /* the mt skipped something we sent: resend from where it is */
         rt_log(RT_LOG_WARN, "ps: pair %s: the master target is at %" PRIu64 ", resending", p->id,
                p->mt_durable);
-        rewind_to(p, p->mt_durable);
+        if (rewind_to(p, p->mt_durable) != RT_OK)
+            hold(p, PS_HOLD_BAD);
     }
     ack_agent(p);
     release_all(me);
@@ -967,11 +984,8 @@ static int build(ps_pair_t *p)
         max = p->sync_done; /* the pass's last batch ends exactly there */
     if (p->sent >= max)
         return SEGLOG_END;
-    if (!p->it) {
-        rewind_to(p, p->sent);
-        if (!p->it)
-            return RT_ERR;
-    }
+    if (!p->it && rewind_to(p, p->sent) != RT_OK)
+        return RT_ERR;
     size_t target = batch_target(me);
     rt_buf_t *raw = rt_buf_alloc_for(me->node, &me->actor, target);
     if (!raw)
@@ -1232,6 +1246,8 @@ int ps_status(void *ctx, mgmt_status_t *st, rt_json_t *out, char *err, size_t er
             mp->cache_bytes = p->spool ? seglog_bytes(p->spool) : 0;
             mp->cache_quota = me->quota;
             mp->backlog_bytes = backlog(p);
+            if (!mp->link[0]) /* the agent's view wins when it gives one */
+                snprintf(mp->link, sizeof mp->link, "%s", fwd_link[p->fwd]);
         }
         rt_json_obj(out, p->id);
         rt_json_u64(out, "durable_seq", eff_durable(p));

@@ -31,6 +31,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,9 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* a refused peer may close while our last handshake flight is still
+     * going out: that write fails (the handshake fails), it must not kill us */
+    signal(SIGPIPE, SIG_IGN);
 
     struct sockaddr_storage sa;
     unsigned salen = 0;

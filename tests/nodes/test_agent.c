@@ -551,6 +551,7 @@ static void test_initial_sync(void **state)
     assert_int_equal(F.ps.data_bytes, 300 * 1024 + 4096);
     assert_int_equal(in.sync_data_bytes, 300 * 1024 + 4096);
     assert_int_equal(in.sync_zero_bytes, 64 * 1024);
+    assert_int_equal(in.sync_hole_bytes, SIZE - 300 * 1024 - 4096 - 64 * 1024);
     assert_true(F.ps.zero_records >= 3); /* the holes before, between and after */
     /* the pass ends at its last record, flagged; everything before it is interior */
     assert_int_equal(F.ps.sync_done, 1);

@@ -424,6 +424,34 @@ static void test_quota_full_then_recovery(void **state)
     assert_true(ps_cache_bytes(F.ps) < (256u << 10) / 2);
 }
 
+/* the mt comes back without writes it had acknowledged, which the cache has
+ * freed: the ps says so and waits, it does not resend in a loop */
+static void test_mt_lost_data_held(void **state)
+{
+    (void)state;
+    fx_up("cache_quota = 256K\ncompress = false", false, true);
+    F.fmt.auto_ack = true;
+    agent_open(0);
+    RUN_UNTIL(F.loop, F.fmt.sender != NULL, 5);
+    for (uint64_t s = 1; s <= 80; s += 4)
+        send_wait(s, s + 3, 0);
+    RUN_UNTIL(F.loop, F.agent.max_mt_durable == 80, 5);
+    assert_int_equal(F.agent.max_mt_durable, 80);
+    /* the fake mt forgets everything and asks to be opened again */
+    F.fmt.got = 0;
+    memset(F.fmt.img, 0, DISK_SIZE);
+    peer_ack_now(&F.fmt, ss_AckStatus_ACK_UNKNOWN_PAIR);
+    RUN_UNTIL(F.loop, false, 0.3);
+    int batches = F.fmt.batches;
+    RUN_UNTIL(F.loop, false, 0.5);
+    assert_int_equal(F.fmt.batches, batches); /* held, not looping */
+    assert_int_equal(F.fmt.got, 0);
+    assert_int_equal(F.fmt.errors, 0);
+    /* the agent keeps being served by the cache meanwhile */
+    send_wait(81, 84, 0);
+    assert_int_equal(F.agent.ack.durable, 84);
+}
+
 /* ---- compression, unsolicited acks --------------------------------------------------------- */
 
 /* push 1..@n through ps and the real mt; @return the ps counters */
@@ -690,6 +718,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_after_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_durable_before_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_full_then_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mt_lost_data_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compression_same_replica, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bandwidth_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apart_over_links, setup, teardown),
