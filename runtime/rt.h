@@ -72,6 +72,14 @@ void rt_log(rt_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 /*! rt_log_level_parse() : "err|warn|info|debug" -> level. @return RT_ERR if unknown */
 int rt_log_level_parse(const char *s, rt_log_level_t *out);
 
+/*! rt_errf() : format a one-line reason into @err (nothing when @errlen is
+ *  0), for the functions whose failures are values with a reason.
+ *  @return RT_ERR, so that `return rt_errf(err, errlen, "...")` reads well. */
+int rt_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*! rt_name_ok() : true if @s can name a node, a pair, a disk or a file: 1 to
+ *  RT_NAME_MAX-1 characters of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool rt_name_ok(const char *s);
+
 /* ---- time (rt_time.c) ---------------------------------------------------- */
 
 uint64_t rt_now_us(void);  /* wall clock (CLOCK_REALTIME), µs since the epoch */

@@ -44,20 +44,6 @@
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return RT_ERR;
-}
-
 static const char *wc_err(int ret)
 {
     return wc_GetErrorString(ret);
@@ -65,19 +51,7 @@ static const char *wc_err(int ret)
 
 bool rt_cert_name_ok(const char *name)
 {
-    size_t n;
-
-    if (!name || !name[0] || name[0] == '.' || name[0] == '-' || strcmp(name, "ca") == 0)
-        return false;
-    for (n = 0; name[n]; n++) {
-        char c = name[n];
-        if (n + 1 >= RT_NAME_MAX)
-            return false;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return rt_name_ok(name) && strcmp(name, "ca") != 0; /* "ca" names the CA's files */
 }
 
 /* Read a whole (small) file into @buf. @return bytes read, or -1 with @err. */
@@ -88,7 +62,7 @@ static long read_small(const char *path, unsigned char *buf, size_t cap, char *e
     long rc = -1;
 
     if (fd < 0) {
-        fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        rt_errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     for (;;) {
@@ -96,14 +70,14 @@ static long read_small(const char *path, unsigned char *buf, size_t cap, char *e
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            fail(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            rt_errf(err, errlen, "cannot read %s: %s", path, strerror(errno));
             goto out;
         }
         if (r == 0)
             break;
         got += (size_t)r;
         if (got == cap) {
-            fail(err, errlen, "%s is larger than %zu bytes: not a PEM certificate or key", path,
+            rt_errf(err, errlen, "%s is larger than %zu bytes: not a PEM certificate or key", path,
                  cap - 1);
             goto out;
         }
@@ -121,9 +95,9 @@ static int mkdir_if_missing(const char *dir, char *err, size_t errlen)
     if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
         if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
             return RT_OK;
-        return fail(err, errlen, "%s exists and is not a folder", dir);
+        return rt_errf(err, errlen, "%s exists and is not a folder", dir);
     }
-    return fail(err, errlen, "cannot create folder %s: %s", dir, strerror(errno));
+    return rt_errf(err, errlen, "cannot create folder %s: %s", dir, strerror(errno));
 }
 
 /* ---- staged, crash-safe file writes ------------------------------------ */
@@ -145,16 +119,16 @@ static int stage(staged_t *s, const char *dir, const char *file, const void *dat
     if ((size_t)snprintf(s->dst, sizeof s->dst, "%s/%s", dir, file) >= sizeof s->dst ||
         (size_t)snprintf(s->tmp, sizeof s->tmp, "%s/.%s.XXXXXX", dir, file) >= sizeof s->tmp) {
         s->tmp[0] = 0;
-        return fail(err, errlen, "path too long: %s/%s", dir, file);
+        return rt_errf(err, errlen, "path too long: %s/%s", dir, file);
     }
     fd = mkostemp(s->tmp, O_CLOEXEC); /* O_CREAT|O_EXCL, mode 0600 */
     if (fd < 0) {
-        fail(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
+        rt_errf(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
         s->tmp[0] = 0;
         goto out;
     }
     if (fchmod(fd, mode) != 0) {
-        fail(err, errlen, "cannot set the mode of %s: %s", s->tmp, strerror(errno));
+        rt_errf(err, errlen, "cannot set the mode of %s: %s", s->tmp, strerror(errno));
         goto out;
     }
     while (len > 0) {
@@ -162,20 +136,20 @@ static int stage(staged_t *s, const char *dir, const char *file, const void *dat
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            fail(err, errlen, "cannot write %s: %s", s->tmp, strerror(errno));
+            rt_errf(err, errlen, "cannot write %s: %s", s->tmp, strerror(errno));
             goto out;
         }
         p += w;
         len -= (size_t)w;
     }
     if (fsync(fd) != 0) {
-        fail(err, errlen, "cannot fsync %s: %s", s->tmp, strerror(errno));
+        rt_errf(err, errlen, "cannot fsync %s: %s", s->tmp, strerror(errno));
         goto out;
     }
     rc = RT_OK;
 out:
     if (fd >= 0 && close(fd) != 0 && rc == RT_OK)
-        rc = fail(err, errlen, "cannot close %s: %s", s->tmp, strerror(errno));
+        rc = rt_errf(err, errlen, "cannot close %s: %s", s->tmp, strerror(errno));
     return rc;
 }
 
@@ -196,9 +170,9 @@ static int fsync_dir(const char *dir, char *err, size_t errlen)
     int rc = RT_OK;
 
     if (fd < 0)
-        return fail(err, errlen, "cannot open folder %s: %s", dir, strerror(errno));
+        return rt_errf(err, errlen, "cannot open folder %s: %s", dir, strerror(errno));
     if (fsync(fd) != 0)
-        rc = fail(err, errlen, "cannot fsync folder %s: %s", dir, strerror(errno));
+        rc = rt_errf(err, errlen, "cannot fsync folder %s: %s", dir, strerror(errno));
     close(fd);
     return rc;
 }
@@ -211,15 +185,15 @@ static int place_all(staged_t *s, int n, const char *dir, bool force, char *err,
     if (!force) {
         for (i = 0; i < n; i++)
             if (access(s[i].dst, F_OK) == 0)
-                return fail(err, errlen, "%s exists; pass --force to replace it", s[i].dst);
+                return rt_errf(err, errlen, "%s exists; pass --force to replace it", s[i].dst);
     }
     for (i = 0; i < n; i++) {
         int r = force ? rename(s[i].tmp, s[i].dst) : link(s[i].tmp, s[i].dst);
         if (r != 0) {
             if (errno == EEXIST)
-                fail(err, errlen, "%s exists; pass --force to replace it", s[i].dst);
+                rt_errf(err, errlen, "%s exists; pass --force to replace it", s[i].dst);
             else
-                fail(err, errlen, "cannot create %s: %s", s[i].dst, strerror(errno));
+                rt_errf(err, errlen, "cannot create %s: %s", s[i].dst, strerror(errno));
             while (--i >= 0)
                 unstage(&s[i], !force); /* a replaced file cannot be restored */
             return RT_ERR;
@@ -264,12 +238,12 @@ static int key_pem(ecc_key *key, unsigned char *pem, size_t cap, char *err, size
     int dlen = wc_EccKeyToDer(key, der, sizeof der), plen = -1;
 
     if (dlen <= 0) {
-        fail(err, errlen, "cannot encode the key: %s", wc_err(dlen));
+        rt_errf(err, errlen, "cannot encode the key: %s", wc_err(dlen));
         goto out;
     }
     plen = wc_DerToPem(der, (word32)dlen, pem, (word32)cap, ECC_PRIVATEKEY_TYPE);
     if (plen <= 0) {
-        fail(err, errlen, "cannot encode the key as PEM: %s", wc_err(plen));
+        rt_errf(err, errlen, "cannot encode the key as PEM: %s", wc_err(plen));
         plen = -1;
     }
 out:
@@ -284,7 +258,7 @@ static int new_key(ecc_key *key, WC_RNG *rng, char *err, size_t errlen)
     if (ret == 0)
         ret = wc_ecc_set_rng(key, rng);
     if (ret != 0)
-        return fail(err, errlen, "cannot make a P-256 key: %s", wc_err(ret));
+        return rt_errf(err, errlen, "cannot make a P-256 key: %s", wc_err(ret));
     return RT_OK;
 }
 
@@ -300,12 +274,12 @@ static int make_cert_pem(Cert *c, ecc_key *subject_key, ecc_key *signer, WC_RNG 
     if (ret >= 0)
         ret = wc_SignCert_ex(c->bodySz, c->sigType, der, sizeof der, ECC_TYPE, signer, rng);
     if (ret < 0) {
-        fail(err, errlen, "cannot make the certificate: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot make the certificate: %s", wc_err(ret));
         return -1;
     }
     plen = wc_DerToPem(der, (word32)ret, pem, (word32)cap, CERT_TYPE);
     if (plen <= 0) {
-        fail(err, errlen, "cannot encode the certificate as PEM: %s", wc_err(plen));
+        rt_errf(err, errlen, "cannot encode the certificate as PEM: %s", wc_err(plen));
         return -1;
     }
     return plen;
@@ -326,7 +300,7 @@ int rt_cert_ca_create(const char *dir, const char *site, unsigned flags, char *e
     if (!site)
         site = "secondsite";
     if (!rt_cert_name_ok(site))
-        return fail(err, errlen, "bad site name '%s': use 1-63 of A-Z a-z 0-9 . _ -", site);
+        return rt_errf(err, errlen, "bad site name '%s': use 1-63 of A-Z a-z 0-9 . _ -", site);
     snprintf(cn, sizeof cn, "%.*s CA", (int)sizeof cn - 4, site);
     if (mkdir_if_missing(dir, err, errlen) != RT_OK)
         return RT_ERR;
@@ -336,18 +310,18 @@ int rt_cert_ca_create(const char *dir, const char *site, unsigned flags, char *e
             char p[PATH_MAX];
             snprintf(p, sizeof p, "%s/%s", dir, f[i]);
             if (access(p, F_OK) == 0)
-                return fail(err, errlen,
+                return rt_errf(err, errlen,
                             "%s exists: %s already holds a site CA; pass --force to replace it "
                             "(certificates it issued stop working)", p, dir);
         }
     }
     if ((ret = wc_InitRng(&rng)) != 0) {
-        fail(err, errlen, "cannot seed the random generator: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot seed the random generator: %s", wc_err(ret));
         goto out;
     }
     rng_ok = true;
     if ((ret = wc_ecc_init(&key)) != 0) {
-        fail(err, errlen, "cannot init a key: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot init a key: %s", wc_err(ret));
         goto out;
     }
     key_ok = true;
@@ -355,7 +329,7 @@ int rt_cert_ca_create(const char *dir, const char *site, unsigned flags, char *e
         goto out;
 
     if ((ret = wc_InitCert(&c)) != 0 || (ret = new_serial(&c, &rng)) != 0) {
-        fail(err, errlen, "cannot init the certificate: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot init the certificate: %s", wc_err(ret));
         goto out;
     }
     fill_name(&c.subject, cn, NULL);
@@ -368,7 +342,7 @@ int rt_cert_ca_create(const char *dir, const char *site, unsigned flags, char *e
     if ((ret = wc_SetKeyUsage(&c, "keyCertSign,cRLSign")) != 0 ||
         (ret = wc_SetSubjectKeyIdFromPublicKey_ex(&c, ECC_TYPE, &key)) != 0 ||
         (ret = wc_SetAuthKeyIdFromPublicKey_ex(&c, ECC_TYPE, &key)) != 0) {
-        fail(err, errlen, "cannot set the CA extensions: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot set the CA extensions: %s", wc_err(ret));
         goto out;
     }
     if ((clen = make_cert_pem(&c, &key, &key, &rng, cpem, sizeof cpem, err, errlen)) < 0)
@@ -406,7 +380,7 @@ static int load_ca(const char *ca_dir, ecc_key *key, unsigned char *cder, int *c
         goto out;
     *cder_len = wc_CertPemToDer(pem, (int)n, cder, (int)CERT_DER_MAX, CERT_TYPE);
     if (*cder_len <= 0) {
-        fail(err, errlen, "%s is not a PEM certificate: %s", path, wc_err(*cder_len));
+        rt_errf(err, errlen, "%s is not a PEM certificate: %s", path, wc_err(*cder_len));
         goto out;
     }
     snprintf(path, sizeof path, "%s/ca.key", ca_dir);
@@ -414,11 +388,11 @@ static int load_ca(const char *ca_dir, ecc_key *key, unsigned char *cder, int *c
         goto out;
     dlen = wc_KeyPemToDer(pem, (int)n, der, (int)sizeof der, NULL);
     if (dlen <= 0) {
-        fail(err, errlen, "%s is not a PEM private key: %s", path, wc_err(dlen));
+        rt_errf(err, errlen, "%s is not a PEM private key: %s", path, wc_err(dlen));
         goto out;
     }
     if ((ret = wc_EccPrivateKeyDecode(der, &idx, key, (word32)dlen)) != 0) {
-        fail(err, errlen, "%s is not an ECC private key: %s", path, wc_err(ret));
+        rt_errf(err, errlen, "%s is not an ECC private key: %s", path, wc_err(ret));
         goto out;
     }
     rc = RT_OK;
@@ -436,15 +410,15 @@ static int verify_buf(const unsigned char *ca, long ca_len, int ca_fmt, const un
     int ret, rc = RT_ERR;
 
     if (!cm)
-        return fail(err, errlen, "out of memory");
+        return rt_errf(err, errlen, "out of memory");
     ret = wolfSSL_CertManagerLoadCABuffer(cm, ca, ca_len, ca_fmt);
     if (ret != WOLFSSL_SUCCESS) {
-        fail(err, errlen, "cannot load the CA certificate: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot load the CA certificate: %s", wc_err(ret));
         goto out;
     }
     ret = wolfSSL_CertManagerVerifyBuffer(cm, crt, crt_len, crt_fmt);
     if (ret != WOLFSSL_SUCCESS) {
-        fail(err, errlen, "not signed by this CA or not valid now: %s", wc_err(ret));
+        rt_errf(err, errlen, "not signed by this CA or not valid now: %s", wc_err(ret));
         goto out;
     }
     rc = RT_OK;
@@ -468,33 +442,33 @@ int rt_cert_issue(const char *ca_dir, const char *out_dir, const char *name, uns
     if (!out_dir)
         out_dir = ca_dir;
     if (!rt_cert_name_ok(name))
-        return fail(err, errlen,
+        return rt_errf(err, errlen,
                     "bad name '%s': use 1-63 of A-Z a-z 0-9 . _ - (not starting with . or -, "
                     "not 'ca')", name ? name : "");
     if (days == 0)
         days = RT_CERT_NODE_DAYS;
     if (days > RT_CERT_MAX_DAYS)
-        return fail(err, errlen, "validity of %u days is too long (at most %u)", days,
+        return rt_errf(err, errlen, "validity of %u days is too long (at most %u)", days,
                     RT_CERT_MAX_DAYS);
     if ((ret = wc_InitRng(&rng)) != 0) {
-        fail(err, errlen, "cannot seed the random generator: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot seed the random generator: %s", wc_err(ret));
         goto out;
     }
     rng_ok = true;
     if ((ret = wc_ecc_init(&cakey)) != 0) {
-        fail(err, errlen, "cannot init a key: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot init a key: %s", wc_err(ret));
         goto out;
     }
     cakey_ok = true;
     if ((ret = wc_ecc_init(&key)) != 0) {
-        fail(err, errlen, "cannot init a key: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot init a key: %s", wc_err(ret));
         goto out;
     }
     key_ok = true;
     if (load_ca(ca_dir, &cakey, cader, &cader_len, err, errlen) != RT_OK)
         goto out;
     if ((ret = wc_ecc_set_rng(&cakey, &rng)) != 0) {
-        fail(err, errlen, "cannot use the CA key: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot use the CA key: %s", wc_err(ret));
         goto out;
     }
     if (mkdir_if_missing(out_dir, err, errlen) != RT_OK)
@@ -503,7 +477,7 @@ int rt_cert_issue(const char *ca_dir, const char *out_dir, const char *name, uns
         goto out;
 
     if ((ret = wc_InitCert(&c)) != 0 || (ret = new_serial(&c, &rng)) != 0) {
-        fail(err, errlen, "cannot init the certificate: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot init the certificate: %s", wc_err(ret));
         goto out;
     }
     fill_name(&c.subject, name, (flags & RT_CERT_ADMIN) ? RT_CERT_OU_ADMIN : RT_CERT_OU_NODE);
@@ -512,14 +486,14 @@ int rt_cert_issue(const char *ca_dir, const char *out_dir, const char *name, uns
     c.basicConstSet = 1; /* encode basicConstraints CA:FALSE explicitly */
     c.daysValid = (int)days;
     if ((ret = wc_SetIssuerBuffer(&c, cader, cader_len)) != 0) {
-        fail(err, errlen, "%s/ca.crt: cannot use it as issuer: %s", ca_dir, wc_err(ret));
+        rt_errf(err, errlen, "%s/ca.crt: cannot use it as issuer: %s", ca_dir, wc_err(ret));
         goto out;
     }
     if ((ret = wc_SetKeyUsage(&c, "digitalSignature")) != 0 ||
         (ret = wc_SetExtKeyUsage(&c, "serverAuth,clientAuth")) != 0 ||
         (ret = wc_SetSubjectKeyIdFromPublicKey_ex(&c, ECC_TYPE, &key)) != 0 ||
         (ret = wc_SetAuthKeyIdFromPublicKey_ex(&c, ECC_TYPE, &cakey)) != 0) {
-        fail(err, errlen, "cannot set the certificate extensions: %s", wc_err(ret));
+        rt_errf(err, errlen, "cannot set the certificate extensions: %s", wc_err(ret));
         goto out;
     }
     if ((clen = make_cert_pem(&c, &key, &cakey, &rng, cpem, sizeof cpem, err, errlen)) < 0)
@@ -527,7 +501,7 @@ int rt_cert_issue(const char *ca_dir, const char *out_dir, const char *name, uns
     /* a CA key that does not belong to ca.crt makes certificates nobody accepts */
     if (verify_buf(cader, cader_len, WOLFSSL_FILETYPE_ASN1, cpem, clen, WOLFSSL_FILETYPE_PEM,
                    why, sizeof why) != RT_OK) {
-        fail(err, errlen, "%s/ca.key does not match %s/ca.crt (%s)", ca_dir, ca_dir, why);
+        rt_errf(err, errlen, "%s/ca.key does not match %s/ca.crt (%s)", ca_dir, ca_dir, why);
         goto out;
     }
     if ((klen = key_pem(&key, kpem, sizeof kpem, err, errlen)) < 0)
@@ -584,7 +558,7 @@ int rt_cert_info(const char *path, rt_cert_info_t *out, char *err, size_t errlen
         return RT_ERR;
     x = wolfSSL_X509_load_certificate_buffer(pem, (int)n, WOLFSSL_FILETYPE_PEM);
     if (!x)
-        return fail(err, errlen, "%s is not a PEM certificate", path);
+        return rt_errf(err, errlen, "%s is not a PEM certificate", path);
     name_text(wolfSSL_X509_get_subject_name(x), NID_commonName, out->cn, sizeof out->cn);
     name_text(wolfSSL_X509_get_subject_name(x), NID_organizationalUnitName, out->ou,
               sizeof out->ou);
@@ -613,6 +587,6 @@ int rt_cert_verify(const char *ca_path, const char *cert_path, char *err, size_t
         return RT_ERR;
     if (verify_buf(ca, ca_len, WOLFSSL_FILETYPE_PEM, crt, crt_len, WOLFSSL_FILETYPE_PEM, why,
                    sizeof why) != RT_OK)
-        return fail(err, errlen, "%s against %s: %s", cert_path, ca_path, why);
+        return rt_errf(err, errlen, "%s against %s: %s", cert_path, ca_path, why);
     return RT_OK;
 }

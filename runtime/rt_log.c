@@ -8,6 +8,7 @@
  * before formatting. The prefix is process-wide: one process runs one node.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -71,4 +72,25 @@ void rt_log(rt_log_level_t level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, off);
     (void)w; /* nowhere to report a failed log write */
     errno = saved;
+}
+
+/* ---- error values ------------------------------------------------------------ */
+
+int rt_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return RT_ERR;
+}
+
+bool rt_name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= RT_NAME_MAX || s[0] == '.' || s[0] == '-')
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }

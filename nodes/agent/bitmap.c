@@ -46,18 +46,6 @@ struct bitmap {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return RT_ERR;
-}
-
 static void put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -152,7 +140,7 @@ static int persist(bitmap_t *bm, const uint8_t *base, uint64_t foff, uint64_t lo
                    char *err, size_t errlen)
 {
     if (pwrite_all(bm->fd, base + lo, (size_t)(hi - lo + 1), foff + lo) != RT_OK)
-        return fail(err, errlen, "%s: write: %s", bm->path, strerror(errno));
+        return rt_errf(err, errlen, "%s: write: %s", bm->path, strerror(errno));
     bm->unsynced = true;
     return RT_OK;
 }
@@ -230,16 +218,16 @@ static int create_file(bitmap_t *bm, char *err, size_t errlen)
     snprintf(tmp, sizeof tmp, "%s.tmp", bm->path);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
-        return fail(err, errlen, "%s: create: %s", tmp, strerror(errno));
+        return rt_errf(err, errlen, "%s: create: %s", tmp, strerror(errno));
     hdr_encode(bm, h);
     if (pwrite_all(fd, h, sizeof h, 0) != RT_OK ||
         ftruncate(fd, (off_t)(bm->bits_off + round_page(bytes_of(bm->nblocks)))) != 0 ||
         fdatasync(fd) != 0) {
-        fail(err, errlen, "%s: write: %s", tmp, strerror(errno));
+        rt_errf(err, errlen, "%s: write: %s", tmp, strerror(errno));
         goto out;
     }
     if (rename(tmp, bm->path) != 0 || sync_dir(bm->path) != RT_OK) {
-        fail(err, errlen, "%s: rename: %s", bm->path, strerror(errno));
+        rt_errf(err, errlen, "%s: rename: %s", bm->path, strerror(errno));
         goto out;
     }
     rc = RT_OK;
@@ -254,15 +242,15 @@ static int load(bitmap_t *bm, char *err, size_t errlen)
 {
     uint8_t h[BITMAP_HDR];
     if (pread_all(bm->fd, h, sizeof h, 0) != RT_OK)
-        return fail(err, errlen, "%s: read header: %s", bm->path, strerror(errno));
+        return rt_errf(err, errlen, "%s: read header: %s", bm->path, strerror(errno));
     if (get32(h) != BM_MAGIC || get64(h + BM_SUMOFF) != XXH64(h, BM_SUMOFF, 0))
-        return fail(err, errlen, "%s: not a dirty bitmap, or a damaged header (move it away "
+        return rt_errf(err, errlen, "%s: not a dirty bitmap, or a damaged header (move it away "
                     "to resync the whole disk)", bm->path);
     if (h[4] != BM_VERSION || get32(h + 8) != BITMAP_BLOCK || get32(h + 12) != BITMAP_EXTENT)
-        return fail(err, errlen, "%s: unsupported bitmap version or geometry", bm->path);
+        return rt_errf(err, errlen, "%s: unsupported bitmap version or geometry", bm->path);
     uint64_t size = get64(h + 16);
     if (size != bm->disk_size)
-        return fail(err, errlen, "%s: made for a disk of %llu bytes, the disk has %llu",
+        return rt_errf(err, errlen, "%s: made for a disk of %llu bytes, the disk has %llu",
                     bm->path, (unsigned long long)size, (unsigned long long)bm->disk_size);
     bm->meta.epoch = get64(h + 24);
     bm->meta.flags = get64(h + 32);
@@ -270,7 +258,7 @@ static int load(bitmap_t *bm, char *err, size_t errlen)
     bm->meta.sync_end = get64(h + 48);
     if (pread_all(bm->fd, bm->act, (size_t)bytes_of(bm->nextents), bm->act_off) != RT_OK ||
         pread_all(bm->fd, bm->bits, (size_t)bytes_of(bm->nblocks), bm->bits_off) != RT_OK)
-        return fail(err, errlen, "%s: read: %s", bm->path, strerror(errno));
+        return rt_errf(err, errlen, "%s: read: %s", bm->path, strerror(errno));
     /* bits past the end of the disk are never set */
     if (bm->nblocks % 8)
         bm->bits[bm->nblocks / 8] &= (uint8_t)((1u << (bm->nblocks % 8)) - 1);
@@ -302,14 +290,14 @@ bitmap_t *bitmap_open(const char *path, uint64_t disk_size, bool create, bool *c
 {
     bitmap_t *bm = calloc(1, sizeof *bm);
     if (!bm) {
-        fail(err, errlen, "%s: out of memory", path);
+        rt_errf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
     bm->fd = -1;
     if (created)
         *created = false;
     if (snprintf(bm->path, sizeof bm->path, "%s", path) >= (int)sizeof bm->path) {
-        fail(err, errlen, "bitmap path too long");
+        rt_errf(err, errlen, "bitmap path too long");
         goto fail;
     }
     bm->disk_size = disk_size;
@@ -320,14 +308,14 @@ bitmap_t *bitmap_open(const char *path, uint64_t disk_size, bool create, bool *c
     bm->bits = calloc(1, (size_t)bytes_of(bm->nblocks) + 1);
     bm->act = calloc(1, (size_t)bytes_of(bm->nextents) + 1);
     if (!bm->bits || !bm->act) {
-        fail(err, errlen, "%s: out of memory for %llu blocks", path,
+        rt_errf(err, errlen, "%s: out of memory for %llu blocks", path,
              (unsigned long long)bm->nblocks);
         goto fail;
     }
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno != ENOENT || !create) {
-            fail(err, errlen, "%s: %s", path, strerror(errno));
+            rt_errf(err, errlen, "%s: %s", path, strerror(errno));
             goto fail;
         }
         if (create_file(bm, err, errlen) != RT_OK)
@@ -337,7 +325,7 @@ bitmap_t *bitmap_open(const char *path, uint64_t disk_size, bool create, bool *c
     }
     bm->fd = open(path, O_RDWR | O_CLOEXEC);
     if (bm->fd < 0) {
-        fail(err, errlen, "%s: open: %s", path, strerror(errno));
+        rt_errf(err, errlen, "%s: open: %s", path, strerror(errno));
         goto fail;
     }
     if (load(bm, err, errlen) != RT_OK || fold_activity(bm, err, errlen) != RT_OK)
@@ -503,7 +491,7 @@ int bitmap_sync(bitmap_t *bm, char *err, size_t errlen)
     if (!bm->unsynced)
         return RT_OK;
     if (fdatasync(bm->fd) != 0)
-        return fail(err, errlen, "%s: fdatasync: %s", bm->path, strerror(errno));
+        return rt_errf(err, errlen, "%s: fdatasync: %s", bm->path, strerror(errno));
     bm->unsynced = false;
     return RT_OK;
 }
@@ -521,6 +509,6 @@ int bitmap_set_meta(bitmap_t *bm, const bitmap_meta_t *meta, char *err, size_t e
         return RT_ERR;
     hdr_encode(bm, h);
     if (pwrite_all(bm->fd, h, sizeof h, 0) != RT_OK || fdatasync(bm->fd) != 0)
-        return fail(err, errlen, "%s: write header: %s", bm->path, strerror(errno));
+        return rt_errf(err, errlen, "%s: write header: %s", bm->path, strerror(errno));
     return RT_OK;
 }

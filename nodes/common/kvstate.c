@@ -21,18 +21,6 @@
 
 #include "rt.h"
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return RT_ERR;
-}
-
 int kvs_set(kvs_t *kv, const char *key, const char *val)
 {
     size_t kl = strlen(key), vl = strlen(val);
@@ -104,31 +92,31 @@ int kvs_write(const char *dir, const char *name, const char *magic, unsigned ver
     for (unsigned i = 0; i < kv->n && n > 0 && (size_t)n < sizeof text; i++)
         n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", kv->key[i], kv->val[i]);
     if (n <= 0 || (size_t)n + 32 > sizeof text)
-        return fail(err, errlen, "%s/%s: state too large", dir, name);
+        return rt_errf(err, errlen, "%s/%s: state too large", dir, name);
     n += snprintf(text + n, sizeof text - (size_t)n, "checksum %016" PRIx64 "\n",
                   (uint64_t)XXH64(text, (size_t)n, 0));
     if ((size_t)snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= sizeof tmp ||
         (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return fail(err, errlen, "%s/%s: path too long", dir, name);
+        return rt_errf(err, errlen, "%s/%s: path too long", dir, name);
 
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
-        return fail(err, errlen, "%s: create: %s", tmp, strerror(errno));
+        return rt_errf(err, errlen, "%s: create: %s", tmp, strerror(errno));
     if (write_all(fd, text, (size_t)n) != RT_OK || fdatasync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
-        return fail(err, errlen, "%s: write: %s", tmp, strerror(e));
+        return rt_errf(err, errlen, "%s: write: %s", tmp, strerror(e));
     }
     close(fd);
     if (rename(tmp, path) != 0)
-        return fail(err, errlen, "%s: replace: %s", path, strerror(errno));
+        return rt_errf(err, errlen, "%s: replace: %s", path, strerror(errno));
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd) != 0) {
         int e = errno;
         if (dfd >= 0)
             close(dfd);
-        return fail(err, errlen, "%s: sync folder: %s", dir, strerror(e));
+        return rt_errf(err, errlen, "%s: sync folder: %s", dir, strerror(e));
     }
     close(dfd);
     return RT_OK;
@@ -139,10 +127,10 @@ int kvs_read(const char *dir, const char *name, const char *magic, unsigned vers
 {
     char text[KVS_FILE_MAX + 1], path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-        return fail(err, errlen, "%s/%s: path too long", dir, name);
+        return rt_errf(err, errlen, "%s/%s: path too long", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return rt_errf(err, errlen, "%s: %s", path, strerror(errno));
     size_t got = 0;
     for (;;) {
         ssize_t r = read(fd, text + got, sizeof text - got);
@@ -151,7 +139,7 @@ int kvs_read(const char *dir, const char *name, const char *magic, unsigned vers
         if (r < 0) {
             int e = errno;
             close(fd);
-            return fail(err, errlen, "%s: read: %s", path, strerror(e));
+            return rt_errf(err, errlen, "%s: read: %s", path, strerror(e));
         }
         if (r == 0 || got + (size_t)r == sizeof text) {
             got += (size_t)r;
@@ -161,7 +149,7 @@ int kvs_read(const char *dir, const char *name, const char *magic, unsigned vers
     }
     close(fd);
     if (got > KVS_FILE_MAX)
-        return fail(err, errlen, "%s: too large to be a state file", path);
+        return rt_errf(err, errlen, "%s: too large to be a state file", path);
     text[got] = '\0';
 
     char *ck = strstr(text, "checksum ");
@@ -171,14 +159,14 @@ int kvs_read(const char *dir, const char *name, const char *magic, unsigned vers
     if (!ck || sscanf(ck, "checksum %" SCNx64, &sum) != 1 ||
         sum != XXH64(text, (size_t)(ck - text), 0)) {
         errno = EINVAL;
-        return fail(err, errlen, "%s: checksum missing or wrong (damaged state file)", path);
+        return rt_errf(err, errlen, "%s: checksum missing or wrong (damaged state file)", path);
     }
     *ck = '\0';
     char m[64];
     unsigned v = 0;
     if (sscanf(text, "%63s %u", m, &v) != 2 || strcmp(m, magic) != 0 || v != version) {
         errno = EINVAL;
-        return fail(err, errlen, "%s: not a %s %u file", path, magic, version);
+        return rt_errf(err, errlen, "%s: not a %s %u file", path, magic, version);
     }
     kv->n = 0;
     for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
@@ -195,7 +183,7 @@ int kvs_read(const char *dir, const char *name, const char *magic, unsigned vers
         line = end - 1; /* continue from this line's newline */
         if (rc != RT_OK) {
             errno = EINVAL;
-            return fail(err, errlen, "%s: bad line for key '%s'", path, k);
+            return rt_errf(err, errlen, "%s: bad line for key '%s'", path, k);
         }
     }
     return RT_OK;

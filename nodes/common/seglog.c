@@ -93,20 +93,6 @@ struct seglog_iter {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return RT_ERR;
-}
-
 static void put64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -197,7 +183,7 @@ static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
 static int sync_dir(seglog_t *l, char *err, size_t errlen)
 {
     if (fsync(l->dirfd) != 0)
-        return fail(err, errlen, "%s: fsync of the folder: %s", l->dir, strerror(errno));
+        return rt_errf(err, errlen, "%s: fsync of the folder: %s", l->dir, strerror(errno));
     return RT_OK;
 }
 
@@ -336,22 +322,22 @@ static int seg_create(seglog_t *l, uint64_t base, char *err, size_t errlen)
     seg_name(name, sizeof name, base, "");
     fd = openat(l->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
-        return fail(err, errlen, "%s/%s: create: %s", l->dir, tmp, strerror(errno));
+        return rt_errf(err, errlen, "%s/%s: create: %s", l->dir, tmp, strerror(errno));
     seghdr_encode(hdr, base, l->seg_max);
     struct iovec iov = { hdr, sizeof hdr };
     if (pwritev_all(fd, &iov, 1, 0) != RT_OK || fdatasync(fd) != 0) {
-        fail(err, errlen, "%s/%s: write: %s", l->dir, tmp, strerror(errno));
+        rt_errf(err, errlen, "%s/%s: write: %s", l->dir, tmp, strerror(errno));
         goto fail;
     }
     if (renameat(l->dirfd, tmp, l->dirfd, name) != 0) {
-        fail(err, errlen, "%s/%s: rename: %s", l->dir, name, strerror(errno));
+        rt_errf(err, errlen, "%s/%s: rename: %s", l->dir, name, strerror(errno));
         goto fail;
     }
     named = true;
     if (sync_dir(l, err, errlen) != RT_OK)
         goto fail;
     if (!seg_push(l, base)) {
-        fail(err, errlen, "%s: out of memory", l->dir);
+        rt_errf(err, errlen, "%s: out of memory", l->dir);
         goto fail;
     }
     if (l->afd >= 0)
@@ -437,7 +423,7 @@ static int list_segs(seglog_t *l, uint64_t **out, unsigned *n, char *err, size_t
     if (!d) {
         if (fd >= 0)
             close(fd);
-        return fail(err, errlen, "%s: read folder: %s", l->dir, strerror(errno));
+        return rt_errf(err, errlen, "%s: read folder: %s", l->dir, strerror(errno));
     }
     rewinddir(d);
     while ((e = readdir(d)) != NULL) {
@@ -456,7 +442,7 @@ static int list_segs(seglog_t *l, uint64_t **out, unsigned *n, char *err, size_t
             if (!nv) {
                 free(v);
                 closedir(d);
-                return fail(err, errlen, "%s: out of memory", l->dir);
+                return rt_errf(err, errlen, "%s: out of memory", l->dir);
             }
             v = nv;
             cap = ncap;
@@ -503,7 +489,7 @@ static int scan_seg(seglog_t *l, seg_t *s, int fd, uint64_t fsize, bool full,
             p = hb;
         }
         if (r == RT_ERR)
-            return fail(err, errlen, "%s: read segment %" PRIu64 ": %s", l->dir, s->base,
+            return rt_errf(err, errlen, "%s: read segment %" PRIu64 ": %s", l->dir, s->base,
                         strerror(errno));
         if (r == RD_SHORT) {
             why = "record header cut short";
@@ -522,7 +508,7 @@ static int scan_seg(seglog_t *l, seg_t *s, int fd, uint64_t fsize, bool full,
         if (full) {
             r = rd_get(rd, pos, wrec_size(&h), fsize, &p);
             if (r == RT_ERR)
-                return fail(err, errlen, "%s: read segment %" PRIu64 ": %s", l->dir, s->base,
+                return rt_errf(err, errlen, "%s: read segment %" PRIu64 ": %s", l->dir, s->base,
                             strerror(errno));
             if (r == RD_SHORT) {
                 why = "record payload cut short";
@@ -531,7 +517,7 @@ static int scan_seg(seglog_t *l, seg_t *s, int fd, uint64_t fsize, bool full,
             if ((h.flags & WREC_F_LZ4) && !*scratch) {
                 *scratch = malloc(WREC_MAX_DATA);
                 if (!*scratch)
-                    return fail(err, errlen, "%s: out of memory", l->dir);
+                    return rt_errf(err, errlen, "%s: out of memory", l->dir);
             }
             if (wrec_verify(&h, p + WREC_HDR_SIZE, *scratch, WREC_MAX_DATA, NULL, &why) != RT_OK)
                 break;
@@ -565,7 +551,7 @@ static int recover(seglog_t *l, const seglog_conf_t *conf, const uint64_t *bases
         int fd = open_seg(l, bases[i], l->readonly ? O_RDONLY : O_RDWR);
 
         if (fd < 0 || fstat(fd, &st) != 0) {
-            fail(err, errlen, "%s: open segment %" PRIu64 ": %s", l->dir, bases[i],
+            rt_errf(err, errlen, "%s: open segment %" PRIu64 ": %s", l->dir, bases[i],
                  strerror(errno));
             if (fd >= 0)
                 close(fd);
@@ -586,14 +572,14 @@ static int recover(seglog_t *l, const seglog_conf_t *conf, const uint64_t *bases
                 l->recovered_why = why;
                 break;
             }
-            fail(err, errlen, "%s: segment %" PRIu64 ": %s; the log cannot be opened", l->dir,
+            rt_errf(err, errlen, "%s: segment %" PRIu64 ": %s; the log cannot be opened", l->dir,
                  bases[i], why);
             goto out;
         }
         seg_t *s = seg_push(l, bases[i]);
         if (!s) {
             close(fd);
-            fail(err, errlen, "%s: out of memory", l->dir);
+            rt_errf(err, errlen, "%s: out of memory", l->dir);
             goto out;
         }
         if (scan_seg(l, s, fd, (uint64_t)st.st_size, tail || conf->verify_all, conf, &rd,
@@ -605,7 +591,7 @@ static int recover(seglog_t *l, const seglog_conf_t *conf, const uint64_t *bases
             why = "trailing bytes";
         if (why && !tail && !l->readonly) {
             close(fd);
-            fail(err, errlen,
+            rt_errf(err, errlen,
                  "%s: sealed segment %" PRIu64 " is damaged at byte %" PRIu64
                  ": %s; the log cannot be opened (restore the file or move the folder away)",
                  l->dir, s->base, s->size, why);
@@ -616,7 +602,7 @@ static int recover(seglog_t *l, const seglog_conf_t *conf, const uint64_t *bases
             l->recovered_why = why;
             if (!l->readonly) {
                 if (ftruncate(fd, (off_t)s->size) != 0 || fdatasync(fd) != 0) {
-                    fail(err, errlen, "%s: cut segment %" PRIu64 ": %s", l->dir, s->base,
+                    rt_errf(err, errlen, "%s: cut segment %" PRIu64 ": %s", l->dir, s->base,
                          strerror(errno));
                     close(fd);
                     goto out;
@@ -647,7 +633,7 @@ seglog_t *seglog_open(const char *dir, const seglog_conf_t *conf, char *err, siz
     uint64_t first_seq = conf->first_seq ? conf->first_seq : 1;
 
     if (!l) {
-        fail(err, errlen, "%s: out of memory", dir);
+        rt_errf(err, errlen, "%s: out of memory", dir);
         return NULL;
     }
     l->dirfd = -1;
@@ -659,25 +645,25 @@ seglog_t *seglog_open(const char *dir, const seglog_conf_t *conf, char *err, siz
     l->recovered_why = "";
     l->dir = strdup(dir);
     if (!l->dir) {
-        fail(err, errlen, "%s: out of memory", dir);
+        rt_errf(err, errlen, "%s: out of memory", dir);
         goto fail;
     }
     if (l->seg_max < SEGLOG_SEG_MAX_MIN) {
-        fail(err, errlen, "%s: segment size %" PRIu64 " below the minimum %llu", dir,
+        rt_errf(err, errlen, "%s: segment size %" PRIu64 " below the minimum %llu", dir,
              l->seg_max, (unsigned long long)SEGLOG_SEG_MAX_MIN);
         goto fail;
     }
     if (conf->create && !conf->readonly && mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        fail(err, errlen, "%s: create folder: %s", dir, strerror(errno));
+        rt_errf(err, errlen, "%s: create folder: %s", dir, strerror(errno));
         goto fail;
     }
     l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (l->dirfd < 0) {
-        fail(err, errlen, "%s: open folder: %s", dir, strerror(errno));
+        rt_errf(err, errlen, "%s: open folder: %s", dir, strerror(errno));
         goto fail;
     }
     if (flock(l->dirfd, (conf->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        fail(err, errlen, "%s: %s", dir,
+        rt_errf(err, errlen, "%s: %s", dir,
              errno == EWOULDBLOCK ? "in use by another process (stop the node that has it open)"
                                   : strerror(errno));
         goto fail;
@@ -688,7 +674,7 @@ seglog_t *seglog_open(const char *dir, const seglog_conf_t *conf, char *err, siz
         if (l->readonly) {
             l->empty_next = first_seq;
         } else if (!conf->create) {
-            fail(err, errlen, "%s: no segments (not a log, or never created)", dir);
+            rt_errf(err, errlen, "%s: no segments (not a log, or never created)", dir);
             goto fail;
         } else if (seg_create(l, first_seq, err, errlen) != RT_OK) {
             goto fail;
@@ -726,9 +712,9 @@ void seglog_close(seglog_t *l)
 static int writable(seglog_t *l, char *err, size_t errlen)
 {
     if (l->readonly)
-        return fail(err, errlen, "%s: opened read-only", l->dir);
+        return rt_errf(err, errlen, "%s: opened read-only", l->dir);
     if (l->failed)
-        return fail(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
+        return rt_errf(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
     return RT_OK;
 }
 
@@ -738,7 +724,7 @@ static int rollover(seglog_t *l, uint64_t base, char *err, size_t errlen)
     if (l->dirty) {
         if (fdatasync(l->afd) != 0) {
             l->failed = true;
-            return fail(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir,
+            return rt_errf(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir,
                         active(l)->base, strerror(errno));
         }
         l->dirty = false;
@@ -776,7 +762,7 @@ static int write_tail(seglog_t *l, struct iovec *iov, int cnt, char *err, size_t
     int e = errno;
     if (ftruncate(l->afd, (off_t)a->size) != 0)
         l->failed = true; /* the file may now disagree with the table */
-    return fail(err, errlen, "%s: write segment %" PRIu64 ": %s", l->dir, a->base, strerror(e));
+    return rt_errf(err, errlen, "%s: write segment %" PRIu64 ": %s", l->dir, a->base, strerror(e));
 }
 
 int seglog_append(seglog_t *l, const void *recs, size_t len, seglog_rec_fn fn, void *arg,
@@ -795,13 +781,13 @@ int seglog_append(seglog_t *l, const void *recs, size_t len, seglog_rec_fn fn, v
     wrec_cursor_init(&c, recs, len);
     while ((r = wrec_cursor_next(&c, &h, NULL, &why)) == RT_OK) {
         if (h.seq - h.skip != prev + 1)
-            return fail(err, errlen,
+            return rt_errf(err, errlen,
                         "%s: record %" PRIu64 " (skip %" PRIu32 ") does not follow %" PRIu64,
                         l->dir, h.seq, h.skip, prev);
         prev = h.seq;
     }
     if (r != WREC_END)
-        return fail(err, errlen, "%s: bad record at batch byte %zu: %s", l->dir, c.pos, why);
+        return rt_errf(err, errlen, "%s: bad record at batch byte %zu: %s", l->dir, c.pos, why);
 
     size_t pos = 0;
     while (pos < len) {
@@ -844,11 +830,11 @@ int seglog_append_rec(seglog_t *l, const wrec_hdr_t *h, const void *stored, segl
     if (writable(l, err, errlen) != RT_OK)
         return RT_ERR;
     if (wrec_hdr_check(h, &why) != RT_OK)
-        return fail(err, errlen, "%s: bad record %" PRIu64 ": %s", l->dir, h->seq, why);
+        return rt_errf(err, errlen, "%s: bad record %" PRIu64 ": %s", l->dir, h->seq, why);
     if (h->stored > 0 && stored == NULL)
-        return fail(err, errlen, "%s: record %" PRIu64 " without its payload", l->dir, h->seq);
+        return rt_errf(err, errlen, "%s: record %" PRIu64 " without its payload", l->dir, h->seq);
     if (h->seq - h->skip != prev + 1)
-        return fail(err, errlen,
+        return rt_errf(err, errlen,
                     "%s: record %" PRIu64 " (skip %" PRIu32 ") does not follow %" PRIu64, l->dir,
                     h->seq, h->skip, prev);
     if (full_for(l, wrec_size(h)) && rollover(l, h->seq - h->skip, err, errlen) != RT_OK)
@@ -868,13 +854,13 @@ int seglog_append_rec(seglog_t *l, const wrec_hdr_t *h, const void *stored, segl
 int seglog_commit(seglog_t *l, uint64_t *durable_seq, char *err, size_t errlen)
 {
     if (l->failed)
-        return fail(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
+        return rt_errf(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
     if (l->dirty) {
         if (fdatasync(l->afd) != 0) {
             /* after a failed sync the page cache cannot be trusted (the pages
              * may be marked clean yet lost): refuse until reopened */
             l->failed = true;
-            return fail(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir,
+            return rt_errf(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir,
                         active(l)->base, strerror(errno));
         }
         l->dirty = false;
@@ -894,7 +880,7 @@ static int unlink_seg(seglog_t *l, uint64_t base, char *err, size_t errlen)
     fdc_drop(l, base);
     seg_name(name, sizeof name, base, "");
     if (unlinkat(l->dirfd, name, 0) != 0 && errno != ENOENT)
-        return fail(err, errlen, "%s/%s: delete: %s", l->dir, name, strerror(errno));
+        return rt_errf(err, errlen, "%s/%s: delete: %s", l->dir, name, strerror(errno));
     return RT_OK;
 }
 
@@ -927,7 +913,7 @@ int seglog_reset(seglog_t *l, uint64_t next_seq, char *err, size_t errlen)
     if (writable(l, err, errlen) != RT_OK)
         return RT_ERR;
     if (next_seq == 0)
-        return fail(err, errlen, "%s: reset to sequence 0", l->dir);
+        return rt_errf(err, errlen, "%s: reset to sequence 0", l->dir);
     l->reset_gen++;
     close(l->afd);
     l->afd = -1;
@@ -956,12 +942,12 @@ int seglog_pread(seglog_t *l, const seglog_loc_t *loc, uint64_t off, void *buf, 
     uint64_t at = loc->pos + WREC_HDR_SIZE + off;
 
     if (!s)
-        return fail(err, errlen, "%s: segment %" PRIu64 " was trimmed", l->dir, loc->seg);
+        return rt_errf(err, errlen, "%s: segment %" PRIu64 " was trimmed", l->dir, loc->seg);
     if (at < off || at > s->size || len > s->size - at)
-        return fail(err, errlen, "%s: read past the end of segment %" PRIu64, l->dir, loc->seg);
+        return rt_errf(err, errlen, "%s: read past the end of segment %" PRIu64, l->dir, loc->seg);
     int fd = seg_fd(l, s->base);
     if (fd < 0 || pread_all(fd, buf, len, at) != RT_OK)
-        return fail(err, errlen, "%s: read segment %" PRIu64 ": %s", l->dir, loc->seg,
+        return rt_errf(err, errlen, "%s: read segment %" PRIu64 ": %s", l->dir, loc->seg,
                     strerror(errno));
     return RT_OK;
 }
@@ -1034,7 +1020,7 @@ static int iter_enter(seglog_iter_t *it, const seg_t *s, char *err, size_t errle
     iter_leave(it);
     it->fd = open_seg(it->l, s->base, O_RDONLY);
     if (it->fd < 0)
-        return fail(err, errlen, "%s: open segment %" PRIu64 ": %s", it->l->dir, s->base,
+        return rt_errf(err, errlen, "%s: open segment %" PRIu64 ": %s", it->l->dir, s->base,
                     strerror(errno));
     it->in_seg = true;
     it->seg = s->base;
@@ -1051,7 +1037,7 @@ seglog_iter_t *seglog_iter_new(seglog_t *l, uint64_t from, bool verify, char *er
     seglog_iter_t *it = calloc(1, sizeof *it);
 
     if (!it) {
-        fail(err, errlen, "%s: out of memory", l->dir);
+        rt_errf(err, errlen, "%s: out of memory", l->dir);
         return NULL;
     }
     it->l = l;
@@ -1090,7 +1076,7 @@ static int iter_peek(seglog_iter_t *it, uint64_t max_seq, wrec_hdr_t *h, const u
     const char *why = NULL;
 
     if (it->gen != l->reset_gen)
-        return fail(err, errlen, "%s: the log was reset under this reader", l->dir);
+        return rt_errf(err, errlen, "%s: the log was reset under this reader", l->dir);
     for (;;) {
         if (!it->in_seg) {
             if (l->nsegs == 0)
@@ -1117,16 +1103,16 @@ static int iter_peek(seglog_iter_t *it, uint64_t max_seq, wrec_hdr_t *h, const u
         const uint8_t *p;
         int r = rd_get(&it->rd, it->pos, WREC_HDR_SIZE, it->seg_size, &p);
         if (r == RT_OK && wrec_hdr_decode(p, h, &why) != RT_OK)
-            return fail(err, errlen, "%s: segment %" PRIu64 " byte %" PRIu64 ": %s", l->dir,
+            return rt_errf(err, errlen, "%s: segment %" PRIu64 " byte %" PRIu64 ": %s", l->dir,
                         it->seg, it->pos, why);
         if (r == RT_OK)
             r = rd_get(&it->rd, it->pos, wrec_size(h), it->seg_size, &p);
         if (r != RT_OK)
-            return fail(err, errlen, "%s: segment %" PRIu64 " byte %" PRIu64 ": %s", l->dir,
+            return rt_errf(err, errlen, "%s: segment %" PRIu64 " byte %" PRIu64 ": %s", l->dir,
                         it->seg, it->pos,
                         r == RD_SHORT ? "record cut short" : strerror(errno));
         if (it->have_prev && h->seq - h->skip != it->prev + 1)
-            return fail(err, errlen,
+            return rt_errf(err, errlen,
                         "%s: record %" PRIu64 " does not follow %" PRIu64
                         " (trimmed under the reader?)",
                         l->dir, h->seq, it->prev);
@@ -1142,11 +1128,11 @@ static int iter_peek(seglog_iter_t *it, uint64_t max_seq, wrec_hdr_t *h, const u
             if ((h->flags & WREC_F_LZ4) && !it->scratch) {
                 it->scratch = malloc(WREC_MAX_DATA);
                 if (!it->scratch)
-                    return fail(err, errlen, "%s: out of memory", l->dir);
+                    return rt_errf(err, errlen, "%s: out of memory", l->dir);
             }
             if (wrec_verify(h, p + WREC_HDR_SIZE, it->scratch, WREC_MAX_DATA, NULL, &why) !=
                 RT_OK)
-                return fail(err, errlen, "%s: record %" PRIu64 " (segment %" PRIu64 "): %s",
+                return rt_errf(err, errlen, "%s: record %" PRIu64 " (segment %" PRIu64 "): %s",
                             l->dir, h->seq, it->seg, why);
             it->checked = it->pos + 1;
         }
@@ -1204,7 +1190,7 @@ int seglog_iter_batch(seglog_iter_t *it, uint64_t max_seq, void *buf, size_t cap
     if (n > 0)
         return RT_OK;
     if (r == RT_OK)
-        return fail(err, errlen, "%s: buffer of %zu bytes cannot hold record %" PRIu64
+        return rt_errf(err, errlen, "%s: buffer of %zu bytes cannot hold record %" PRIu64
                     " (%zu bytes)", it->l->dir, cap, h.seq, wrec_size(&h));
     return SEGLOG_END;
 }

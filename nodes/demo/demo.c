@@ -29,17 +29,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int mkdir_p(const char *path, mode_t mode)
 {
     char tmp[4096];
@@ -63,7 +52,7 @@ static int write_file(const char *dir, const char *name, const char *text, char 
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return fail(err, errlen, "demo: cannot create %s: %s", tmp, strerror(errno));
+        return rt_errf(err, errlen, "demo: cannot create %s: %s", tmp, strerror(errno));
     size_t len = strlen(text), off = 0;
     while (off < len) {
         ssize_t n = write(fd, text + off, len - off);
@@ -73,14 +62,14 @@ static int write_file(const char *dir, const char *name, const char *text, char 
             int e = errno;
             close(fd);
             unlink(tmp);
-            return fail(err, errlen, "demo: cannot write %s: %s", tmp, strerror(e));
+            return rt_errf(err, errlen, "demo: cannot write %s: %s", tmp, strerror(e));
         }
         off += (size_t)n;
     }
     if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return fail(err, errlen, "demo: cannot write %s: %s", path, strerror(e));
+        return rt_errf(err, errlen, "demo: cannot write %s: %s", path, strerror(e));
     }
     return 0;
 }
@@ -97,7 +86,7 @@ static int free_ports(unsigned n, unsigned *ports, char *err, size_t errlen)
         fds[got] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fds[got] < 0 || bind(fds[got], (struct sockaddr *)&a, sizeof a) != 0 ||
             getsockname(fds[got], (struct sockaddr *)&a, &alen) != 0) {
-            rc = fail(err, errlen, "demo: cannot find a free port on 127.0.0.1: %s",
+            rc = rt_errf(err, errlen, "demo: cannot find a free port on 127.0.0.1: %s",
                       strerror(errno));
             if (fds[got] >= 0)
                 close(fds[got]);
@@ -163,7 +152,7 @@ static int make_disks(const char *dir, unsigned disks, uint64_t size, char *err,
     char path[4096];
     snprintf(path, sizeof path, "%s/disks", dir);
     if (mkdir_p(path, 0755) != 0)
-        return fail(err, errlen, "demo: cannot create %s: %s", path, strerror(errno));
+        return rt_errf(err, errlen, "demo: cannot create %s: %s", path, strerror(errno));
     for (unsigned i = 0; i < disks; i++) {
         snprintf(path, sizeof path, "%s/disks/disk%u.img", dir, i);
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -171,7 +160,7 @@ static int make_disks(const char *dir, unsigned disks, uint64_t size, char *err,
             int e = errno;
             if (fd >= 0)
                 close(fd);
-            return fail(err, errlen, "demo: cannot make the disk image %s: %s", path,
+            return rt_errf(err, errlen, "demo: cannot make the disk image %s: %s", path,
                         strerror(e));
         }
         close(fd);
@@ -212,11 +201,11 @@ int demo_prepare(const char *dir, unsigned disks, uint64_t disk_size, bool *resu
     if (!disk_size)
         disk_size = DEMO_DEFAULT_DISK_SIZE;
     if (disks > DEMO_DISKS_MAX)
-        return fail(err, errlen, "demo: at most %u disks", DEMO_DISKS_MAX);
+        return rt_errf(err, errlen, "demo: at most %u disks", DEMO_DISKS_MAX);
     if (disk_size % 4096)
-        return fail(err, errlen, "demo: the disk size must be a multiple of 4096 bytes");
+        return rt_errf(err, errlen, "demo: the disk size must be a multiple of 4096 bytes");
     if (mkdir_p(dir, 0755) != 0)
-        return fail(err, errlen, "demo: cannot create %s: %s", dir, strerror(errno));
+        return rt_errf(err, errlen, "demo: cannot create %s: %s", dir, strerror(errno));
     if (make_certs(dir, err, errlen) != 0 || make_disks(dir, disks, disk_size, err, errlen) != 0 ||
         free_ports(DEMO_FIXED_PORTS + disks, ports, err, errlen) != 0)
         return -1;
@@ -224,7 +213,7 @@ int demo_prepare(const char *dir, unsigned disks, uint64_t disk_size, bool *resu
 
     text_t *t = calloc(1, sizeof *t);
     if (!t)
-        return fail(err, errlen, "demo: out of memory");
+        return rt_errf(err, errlen, "demo: out of memory");
     int rc = -1;
 
     /* the primary appliance: agent + process server */
@@ -272,7 +261,7 @@ int demo_prepare(const char *dir, unsigned disks, uint64_t disk_size, bool *resu
     for (const char *sub = "primary"; sub; sub = strcmp(sub, "primary") == 0 ? "secondary" : NULL) {
         snprintf(path, sizeof path, "%s/%s", dir, sub);
         if (mkdir_p(path, 0755) != 0) {
-            fail(err, errlen, "demo: cannot create %s: %s", path, strerror(errno));
+            rt_errf(err, errlen, "demo: cannot create %s: %s", path, strerror(errno));
             goto out;
         }
     }
@@ -293,7 +282,7 @@ int demo_prepare(const char *dir, unsigned disks, uint64_t disk_size, bool *resu
     rc = 0;
 out:
     if (t->overflow && rc != 0 && !err[0])
-        fail(err, errlen, "demo: a config file grew too large");
+        rt_errf(err, errlen, "demo: a config file grew too large");
     free(t);
     return rc;
 }

@@ -115,20 +115,6 @@ struct mtj {
     uint64_t lz_rec;      /* absolute number held in lzbuf, UINT64_MAX if none */
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return RT_ERR;
-}
-
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
     uint8_t *p = buf;
@@ -409,7 +395,7 @@ static xmap_t *map_for(mtj_t *j, uint64_t seq, char *err, size_t errlen)
         xm_clear(m);
     if (xm_extend(j, m, upto) != RT_OK) {
         xm_clear(m);
-        fail(err, errlen, "%s: out of memory for the extent map", j->dir);
+        rt_errf(err, errlen, "%s: out of memory for the extent map", j->dir);
         return NULL;
     }
     return m;
@@ -438,7 +424,7 @@ static int read_base(rctx_t *c, uint64_t upto)
         return RT_OK;
     if (pread_all(c->j->basefd, c->buf + (c->cur - c->off), (size_t)(upto - c->cur), c->cur) !=
         RT_OK)
-        return fail(c->err, c->errlen, "%s/%s: read: %s", c->j->dir, BASE_NAME, strerror(errno));
+        return rt_errf(c->err, c->errlen, "%s/%s: read: %s", c->j->dir, BASE_NAME, strerror(errno));
     c->cur = upto;
     return RT_OK;
 }
@@ -465,12 +451,12 @@ static int read_rec(mtj_t *j, uint64_t rec, uint64_t from, size_t n, uint8_t *ou
         if (!j->lzbuf)
             j->lzbuf = malloc(WREC_MAX_DATA);
         if (!j->cbuf || !j->lzbuf)
-            return fail(err, errlen, "%s: out of memory", j->dir);
+            return rt_errf(err, errlen, "%s: out of memory", j->dir);
         j->lz_rec = UINT64_MAX;
         if (seglog_pread(j->log, &loc, 0, j->cbuf, r->stored, err, errlen) != RT_OK)
             return RT_ERR;
         if (wrec_verify(&h, j->cbuf, j->lzbuf, WREC_MAX_DATA, NULL, &why) != RT_OK)
-            return fail(err, errlen, "%s: record %" PRIu64 ": %s", j->dir, r->seq, why);
+            return rt_errf(err, errlen, "%s: record %" PRIu64 ": %s", j->dir, r->seq, why);
         j->lz_rec = rec;
     }
     memcpy(out, j->lzbuf + at, n);
@@ -523,10 +509,10 @@ static bool xm_any(const xmap_t *m, uint64_t lo, uint64_t hi)
 static int check_point(const mtj_t *j, uint64_t seq, char *err, size_t errlen)
 {
     if (j->failed)
-        return fail(err, errlen, "%s: an earlier failure left the journal unusable; reopen it",
+        return rt_errf(err, errlen, "%s: an earlier failure left the journal unusable; reopen it",
                     j->dir);
     if (seq < j->first_pt || seq > last_seq(j))
-        return fail(err, errlen,
+        return rt_errf(err, errlen,
                     "%s: point %" PRIu64 " is outside the retention window [%" PRIu64
                     ", %" PRIu64 "]",
                     j->dir, seq, j->first_pt, last_seq(j));
@@ -539,7 +525,7 @@ int mtj_read(mtj_t *j, uint64_t point_seq, uint64_t offset, size_t len, void *bu
     if (check_point(j, point_seq, err, errlen) != RT_OK)
         return RT_ERR;
     if (offset > j->disk_size || len > j->disk_size - offset)
-        return fail(err, errlen, "%s: read of %zu bytes at %" PRIu64 " is outside the disk (%" PRIu64
+        return rt_errf(err, errlen, "%s: read of %zu bytes at %" PRIu64 " is outside the disk (%" PRIu64
                     " bytes)", j->dir, len, offset, j->disk_size);
     xmap_t *m = map_for(j, point_seq, err, errlen);
     if (!m)
@@ -572,16 +558,16 @@ static int state_write(mtj_t *j, const jstate_t *s, char *err, size_t errlen)
 
     int fd = openat(j->dirfd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
-        return fail(err, errlen, "%s/%s: create: %s", j->dir, STATE_TMP, strerror(errno));
+        return rt_errf(err, errlen, "%s/%s: create: %s", j->dir, STATE_TMP, strerror(errno));
     if (pwrite_all(fd, text, (size_t)n, 0) != RT_OK || fdatasync(fd) != 0) {
         int e = errno;
         close(fd);
         unlinkat(j->dirfd, STATE_TMP, 0);
-        return fail(err, errlen, "%s/%s: write: %s", j->dir, STATE_TMP, strerror(e));
+        return rt_errf(err, errlen, "%s/%s: write: %s", j->dir, STATE_TMP, strerror(e));
     }
     close(fd);
     if (renameat(j->dirfd, STATE_TMP, j->dirfd, STATE_NAME) != 0 || fsync(j->dirfd) != 0)
-        return fail(err, errlen, "%s/%s: replace: %s", j->dir, STATE_NAME, strerror(errno));
+        return rt_errf(err, errlen, "%s/%s: replace: %s", j->dir, STATE_NAME, strerror(errno));
     return RT_OK;
 }
 
@@ -592,13 +578,13 @@ static int state_read(mtj_t *j, jstate_t *s, char *err, size_t errlen)
     ssize_t n;
 
     if (fd < 0)
-        return fail(err, errlen, "%s/%s: %s", j->dir, STATE_NAME, strerror(errno));
+        return rt_errf(err, errlen, "%s/%s: %s", j->dir, STATE_NAME, strerror(errno));
     n = read(fd, text, sizeof text);
     close(fd);
     if (n < 0)
-        return fail(err, errlen, "%s/%s: read: %s", j->dir, STATE_NAME, strerror(errno));
+        return rt_errf(err, errlen, "%s/%s: read: %s", j->dir, STATE_NAME, strerror(errno));
     if ((size_t)n > STATE_MAX)
-        return fail(err, errlen, "%s/%s: too large to be a state file", j->dir, STATE_NAME);
+        return rt_errf(err, errlen, "%s/%s: too large to be a state file", j->dir, STATE_NAME);
     text[n] = '\0';
 
     char *ck = strstr(text, "checksum ");
@@ -608,13 +594,13 @@ static int state_read(mtj_t *j, jstate_t *s, char *err, size_t errlen)
     char magic[32];
     if (!ck || (ck != text && ck[-1] != '\n') || sscanf(ck, "checksum %" SCNx64, &sum) != 1 ||
         sum != XXH64(text, (size_t)(ck - text), 0))
-        return fail(err, errlen, "%s/%s: checksum missing or wrong (damaged state file)", j->dir,
+        return rt_errf(err, errlen, "%s/%s: checksum missing or wrong (damaged state file)", j->dir,
                     STATE_NAME);
     *ck = '\0';
     if (sscanf(text, "%31s %u", magic, &version) != 2 || strcmp(magic, MTJ_STATE_MAGIC) != 0)
-        return fail(err, errlen, "%s/%s: not a journal state file", j->dir, STATE_NAME);
+        return rt_errf(err, errlen, "%s/%s: not a journal state file", j->dir, STATE_NAME);
     if (version != MTJ_STATE_VERSION)
-        return fail(err, errlen, "%s/%s: unsupported version %u", j->dir, STATE_NAME, version);
+        return rt_errf(err, errlen, "%s/%s: unsupported version %u", j->dir, STATE_NAME, version);
     for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
         char key[32];
         uint64_t v;
@@ -630,7 +616,7 @@ static int state_read(mtj_t *j, jstate_t *s, char *err, size_t errlen)
             s->target = v, have |= 8;
     }
     if (have != 15 || s->disk_size == 0 || s->target < s->promoted)
-        return fail(err, errlen, "%s/%s: incomplete or inconsistent", j->dir, STATE_NAME);
+        return rt_errf(err, errlen, "%s/%s: incomplete or inconsistent", j->dir, STATE_NAME);
     return RT_OK;
 }
 
@@ -702,14 +688,14 @@ static int create_files(mtj_t *j, const mtj_conf_t *conf, char *err, size_t errl
     uint64_t first = conf->first_seq ? conf->first_seq : 1;
 
     if (conf->disk_size == 0)
-        return fail(err, errlen, "%s: creating a journal needs the disk size", j->dir);
+        return rt_errf(err, errlen, "%s: creating a journal needs the disk size", j->dir);
     int fd = openat(j->dirfd, BASE_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
-        return fail(err, errlen, "%s/%s: create: %s", j->dir, BASE_NAME, strerror(errno));
+        return rt_errf(err, errlen, "%s/%s: create: %s", j->dir, BASE_NAME, strerror(errno));
     if (ftruncate(fd, (off_t)conf->disk_size) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, "%s/%s: size: %s", j->dir, BASE_NAME, strerror(e));
+        return rt_errf(err, errlen, "%s/%s: size: %s", j->dir, BASE_NAME, strerror(e));
     }
     close(fd);
     char path[4096];
@@ -750,7 +736,7 @@ mtj_t *mtj_open(const char *mt_dir, const char *pair, const mtj_conf_t *conf, ch
     struct stat st;
 
     if (!j) {
-        fail(err, errlen, "out of memory");
+        rt_errf(err, errlen, "out of memory");
         return NULL;
     }
     j->dirfd = -1;
@@ -763,39 +749,39 @@ mtj_t *mtj_open(const char *mt_dir, const char *pair, const mtj_conf_t *conf, ch
     xm_clear(&j->point);
     j->point.rng = 0x2545f491u;
     if (!pair_ok(pair)) {
-        fail(err, errlen, "bad pair name '%s' (letters, digits, '-', '_', '.')", pair);
+        rt_errf(err, errlen, "bad pair name '%s' (letters, digits, '-', '_', '.')", pair);
         goto fail;
     }
     if ((size_t)snprintf(path, sizeof path, "%s/%s", mt_dir, pair) >= sizeof path ||
         !(j->dir = strdup(path))) {
-        fail(err, errlen, "%s/%s: path too long", mt_dir, pair);
+        rt_errf(err, errlen, "%s/%s: path too long", mt_dir, pair);
         goto fail;
     }
     if (conf->create && !conf->readonly) {
         if (mkdir(mt_dir, 0750) != 0 && errno != EEXIST) {
-            fail(err, errlen, "%s: create: %s", mt_dir, strerror(errno));
+            rt_errf(err, errlen, "%s: create: %s", mt_dir, strerror(errno));
             goto fail;
         }
         if (mkdir(j->dir, 0750) != 0 && errno != EEXIST) {
-            fail(err, errlen, "%s: create: %s", j->dir, strerror(errno));
+            rt_errf(err, errlen, "%s: create: %s", j->dir, strerror(errno));
             goto fail;
         }
     }
     j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (j->dirfd < 0) {
-        fail(err, errlen, "%s: %s (no journal for pair '%s' here)", j->dir, strerror(errno),
+        rt_errf(err, errlen, "%s: %s (no journal for pair '%s' here)", j->dir, strerror(errno),
              pair);
         goto fail;
     }
     if (flock(j->dirfd, (conf->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        fail(err, errlen, "%s: %s", j->dir,
+        rt_errf(err, errlen, "%s: %s", j->dir,
              errno == EWOULDBLOCK ? "in use by a running master target (stop it first)"
                                   : strerror(errno));
         goto fail;
     }
     if (faccessat(j->dirfd, STATE_NAME, F_OK, 0) != 0) {
         if (!conf->create || conf->readonly) {
-            fail(err, errlen, "%s: no state file (not a journal, or its creation never finished)",
+            rt_errf(err, errlen, "%s: no state file (not a journal, or its creation never finished)",
                  j->dir);
             goto fail;
         }
@@ -805,7 +791,7 @@ mtj_t *mtj_open(const char *mt_dir, const char *pair, const mtj_conf_t *conf, ch
     if (state_read(j, &s, err, errlen) != RT_OK)
         goto fail;
     if (conf->disk_size && conf->disk_size != s.disk_size) {
-        fail(err, errlen, "%s: disk size %" PRIu64 " does not match the journal's %" PRIu64,
+        rt_errf(err, errlen, "%s: disk size %" PRIu64 " does not match the journal's %" PRIu64,
              j->dir, conf->disk_size, s.disk_size);
         goto fail;
     }
@@ -816,11 +802,11 @@ mtj_t *mtj_open(const char *mt_dir, const char *pair, const mtj_conf_t *conf, ch
     j->first_pt = s.target;
     j->basefd = openat(j->dirfd, BASE_NAME, (conf->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (j->basefd < 0 || fstat(j->basefd, &st) != 0) {
-        fail(err, errlen, "%s/%s: %s", j->dir, BASE_NAME, strerror(errno));
+        rt_errf(err, errlen, "%s/%s: %s", j->dir, BASE_NAME, strerror(errno));
         goto fail;
     }
     if ((uint64_t)st.st_size != j->disk_size) {
-        fail(err, errlen, "%s/%s: %" PRIu64 " bytes, the disk has %" PRIu64, j->dir, BASE_NAME,
+        rt_errf(err, errlen, "%s/%s: %" PRIu64 " bytes, the disk has %" PRIu64, j->dir, BASE_NAME,
              (uint64_t)st.st_size, j->disk_size);
         goto fail;
     }
@@ -831,18 +817,18 @@ mtj_t *mtj_open(const char *mt_dir, const char *pair, const mtj_conf_t *conf, ch
     if (!j->log)
         goto fail;
     if (j->oom) {
-        fail(err, errlen, "%s: out of memory for the index", j->dir);
+        rt_errf(err, errlen, "%s: out of memory for the index", j->dir);
         goto fail;
     }
     if (j->bad_range) {
-        fail(err, errlen, "%s: the journal has a write outside the disk", j->dir);
+        rt_errf(err, errlen, "%s: the journal has a write outside the disk", j->dir);
         goto fail;
     }
     /* the log must continue the base image: it starts at or before P + 1
      * and reaches at least the promotion target */
     uint64_t lfirst = j->saw_rec ? j->log_first : seglog_last_seq(j->log) + 1;
     if (lfirst > j->promoted + 1 || seglog_last_seq(j->log) < j->target) {
-        fail(err, errlen,
+        rt_errf(err, errlen,
              "%s: the journal (sequences %" PRIu64 "..%" PRIu64
              ") does not continue the base image (after %" PRIu64 ", target %" PRIu64 ")",
              j->dir, lfirst, seglog_last_seq(j->log), j->promoted, j->target);
@@ -883,7 +869,7 @@ void mtj_close(mtj_t *j)
 static int need_scratch(mtj_t *j, char *err, size_t errlen)
 {
     if (!j->scratch && !(j->scratch = malloc(WREC_MAX_DATA)))
-        return fail(err, errlen, "%s: out of memory", j->dir);
+        return rt_errf(err, errlen, "%s: out of memory", j->dir);
     return RT_OK;
 }
 
@@ -898,7 +884,7 @@ int mtj_append(mtj_t *j, const void *recs, size_t len, uint64_t *last, char *err
     int r;
 
     if (j->readonly || j->failed)
-        return fail(err, errlen, "%s: %s", j->dir,
+        return rt_errf(err, errlen, "%s: %s", j->dir,
                     j->readonly ? "opened read-only" : "unusable after an earlier failure");
     if (need_scratch(j, err, errlen) != RT_OK)
         return RT_ERR;
@@ -909,23 +895,23 @@ int mtj_append(mtj_t *j, const void *recs, size_t len, uint64_t *last, char *err
             continue;
         }
         if (h.seq - h.skip != prev + 1)
-            return fail(err, errlen,
+            return rt_errf(err, errlen,
                         "%s: record %" PRIu64 " (skip %" PRIu32 ") does not follow %" PRIu64,
                         j->dir, h.seq, h.skip, prev);
         if (changes_disk(h.flags) && h.offset + h.len > j->disk_size)
-            return fail(err, errlen,
+            return rt_errf(err, errlen,
                         "%s: record %" PRIu64 " writes past the end of the disk (%" PRIu64
                         " + %" PRIu32 " > %" PRIu64 ")",
                         j->dir, h.seq, h.offset, h.len, j->disk_size);
         if (wrec_verify(&h, stored, j->scratch, WREC_MAX_DATA, NULL, &why) != RT_OK)
-            return fail(err, errlen, "%s: record %" PRIu64 ": %s", j->dir, h.seq, why);
+            return rt_errf(err, errlen, "%s: record %" PRIu64 ": %s", j->dir, h.seq, why);
         prev = h.seq;
         nnew++;
         if (h.flags & WREC_F_MARK)
             nmark++;
     }
     if (r != WREC_END)
-        return fail(err, errlen, "%s: bad record at batch byte %zu: %s", j->dir, c.pos, why);
+        return rt_errf(err, errlen, "%s: bad record at batch byte %zu: %s", j->dir, c.pos, why);
     if (nnew == 0) {
         if (last)
             *last = last_seq(j);
@@ -935,12 +921,12 @@ int mtj_append(mtj_t *j, const void *recs, size_t len, uint64_t *last, char *err
     if (reserve((void **)&j->recs, &j->caprecs, j->nrecs + nnew, sizeof *j->recs) != RT_OK ||
         reserve((void **)&j->marks, &j->capmarks, j->nmarks + nmark, sizeof *j->marks) != RT_OK ||
         (j->latest.valid && xm_reserve(&j->latest, 3 * nnew) != RT_OK))
-        return fail(err, errlen, "%s: out of memory for the index", j->dir);
+        return rt_errf(err, errlen, "%s: out of memory for the index", j->dir);
     r = seglog_append(j->log, (const uint8_t *)recs + skip_bytes, len - skip_bytes, index_rec, j,
                       err, errlen);
     if (j->oom) {
         j->failed = true;
-        return fail(err, errlen, "%s: out of memory for the index", j->dir);
+        return rt_errf(err, errlen, "%s: out of memory for the index", j->dir);
     }
     if (last)
         *last = last_seq(j);
@@ -969,7 +955,7 @@ static int zero_range(mtj_t *j, uint64_t off, uint64_t len, char *err, size_t er
     while (len > 0) { /* no hole punching here: write the zeros */
         size_t n = len < ZERO_CHUNK ? (size_t)len : ZERO_CHUNK;
         if (pwrite_all(j->basefd, zeros, n, off) != RT_OK)
-            return fail(err, errlen, "%s/%s: write: %s", j->dir, BASE_NAME, strerror(errno));
+            return rt_errf(err, errlen, "%s/%s: write: %s", j->dir, BASE_NAME, strerror(errno));
         off += n;
         len -= n;
     }
@@ -983,7 +969,7 @@ static int apply(mtj_t *j, const wrec_hdr_t *h, const void *data, char *err, siz
         if (all_zero(data, h->len)) /* keep the base sparse */
             return zero_range(j, h->offset, h->len, err, errlen);
         if (pwrite_all(j->basefd, data, h->len, h->offset) != RT_OK)
-            return fail(err, errlen, "%s/%s: write: %s", j->dir, BASE_NAME, strerror(errno));
+            return rt_errf(err, errlen, "%s/%s: write: %s", j->dir, BASE_NAME, strerror(errno));
         return RT_OK;
     case WREC_F_ZERO:
     case WREC_F_TRIM:
@@ -1044,7 +1030,7 @@ static int promote_to(mtj_t *j, uint64_t seq, char *err, size_t errlen)
     while ((r = seglog_iter_next(it, seq, &h, &stored, NULL, err, errlen)) == RT_OK) {
         const void *data = NULL;
         if (wrec_verify(&h, stored, j->scratch, WREC_MAX_DATA, &data, &why) != RT_OK) {
-            fail(err, errlen, "%s: record %" PRIu64 ": %s; not promoted", j->dir, h.seq, why);
+            rt_errf(err, errlen, "%s: record %" PRIu64 ": %s; not promoted", j->dir, h.seq, why);
             goto out;
         }
         if (apply(j, &h, data, err, errlen) != RT_OK)
@@ -1054,12 +1040,12 @@ static int promote_to(mtj_t *j, uint64_t seq, char *err, size_t errlen)
     if (r == RT_ERR)
         goto out;
     if (done != seq) {
-        fail(err, errlen, "%s: promotion to %" PRIu64 " stopped at %" PRIu64, j->dir, seq, done);
+        rt_errf(err, errlen, "%s: promotion to %" PRIu64 " stopped at %" PRIu64, j->dir, seq, done);
         goto out;
     }
     /* 3. the base is durable before the state says so */
     if (fdatasync(j->basefd) != 0) {
-        fail(err, errlen, "%s/%s: sync: %s", j->dir, BASE_NAME, strerror(errno));
+        rt_errf(err, errlen, "%s/%s: sync: %s", j->dir, BASE_NAME, strerror(errno));
         goto out;
     }
     const jrec_t *rec = rec_eq(j, seq);
@@ -1082,19 +1068,19 @@ int mtj_promote(mtj_t *j, uint64_t seq, char *err, size_t errlen)
     const jrec_t *r;
 
     if (j->readonly || j->failed)
-        return fail(err, errlen, "%s: %s", j->dir,
+        return rt_errf(err, errlen, "%s: %s", j->dir,
                     j->readonly ? "opened read-only" : "unusable after an earlier failure");
     if (seq <= j->promoted)
         return RT_OK;
     if (seq > seglog_durable_seq(j->log))
-        return fail(err, errlen, "%s: cannot promote %" PRIu64 ": only %" PRIu64 " is durable",
+        return rt_errf(err, errlen, "%s: cannot promote %" PRIu64 ": only %" PRIu64 " is durable",
                     j->dir, seq, seglog_durable_seq(j->log));
     if (seq > j->hold)
-        return fail(err, errlen, "%s: cannot promote %" PRIu64 ": a hold at %" PRIu64, j->dir,
+        return rt_errf(err, errlen, "%s: cannot promote %" PRIu64 ": a hold at %" PRIu64, j->dir,
                     seq, j->hold);
     r = rec_eq(j, seq);
     if (!r || !wrec_is_point(&(wrec_hdr_t){ .flags = r->flags }))
-        return fail(err, errlen, "%s: %" PRIu64 " is not a consistent point", j->dir, seq);
+        return rt_errf(err, errlen, "%s: %" PRIu64 " is not a consistent point", j->dir, seq);
     return promote_to(j, seq, err, errlen);
 }
 
@@ -1106,7 +1092,7 @@ int mtj_retain(mtj_t *j, uint64_t now_us, uint64_t max_bytes, uint64_t *promoted
     int rc = RT_OK;
 
     if (j->readonly)
-        return fail(err, errlen, "%s: opened read-only", j->dir);
+        return rt_errf(err, errlen, "%s: opened read-only", j->dir);
     if (j->hold < limit)
         limit = j->hold;
     for (size_t i = j->head; i < j->nrecs; i++) {
@@ -1218,7 +1204,7 @@ int mtj_resolve(const mtj_t *j, const char *spec, mtj_point_t *out, char *err, s
                 return RT_OK;
             }
         }
-        return fail(err, errlen, "%s: no application-consistent point in the retention window",
+        return rt_errf(err, errlen, "%s: no application-consistent point in the retention window",
                     j->dir);
     }
     if (digits(spec)) {
@@ -1226,18 +1212,18 @@ int mtj_resolve(const mtj_t *j, const char *spec, mtj_point_t *out, char *err, s
         uint64_t seq = strtoull(spec, NULL, 10);
         const jrec_t *r;
         if (errno != 0 || seq < j->first_pt || seq > dur)
-            return fail(err, errlen,
+            return rt_errf(err, errlen,
                         "%s: point %s is outside the retention window [%" PRIu64 ", %" PRIu64
                         "]",
                         j->dir, spec, j->first_pt, dur);
         if (seq != j->first_pt) {
             r = rec_eq(j, seq);
             if (!r)
-                return fail(err, errlen,
+                return rt_errf(err, errlen,
                             "%s: %" PRIu64 " is not a write boundary here (coalesced away)",
                             j->dir, seq);
             if (r->flags & WREC_F_INTERIOR)
-                return fail(err, errlen,
+                return rt_errf(err, errlen,
                             "%s: %" PRIu64 " is inside a coalesced group: not a consistent "
                             "point",
                             j->dir, seq);
@@ -1259,7 +1245,7 @@ int mtj_resolve(const mtj_t *j, const char *spec, mtj_point_t *out, char *err, s
         uint64_t seq = point_before(j, upto < d ? upto : d);
         point_of(j, seq, out);
         if (out->time_us > t)
-            return fail(err, errlen, "%s: no recovery point at or before %s (the oldest is %s)",
+            return rt_errf(err, errlen, "%s: no recovery point at or before %s (the oldest is %s)",
                         j->dir, spec, mtj_format_time(out->time_us, a));
         return RT_OK;
     }
@@ -1270,7 +1256,7 @@ int mtj_resolve(const mtj_t *j, const char *spec, mtj_point_t *out, char *err, s
             return RT_OK;
         }
     }
-    return fail(err, errlen,
+    return rt_errf(err, errlen,
                 "%s: no point '%s' (use latest, latest-app, oldest, a sequence number, a UTC "
                 "time like 2024-05-01T12:00:00Z, or a bookmark name)",
                 j->dir, spec);
@@ -1346,7 +1332,7 @@ static int verify_upto(mtj_t *j, uint64_t seq, char *err, size_t errlen)
         return RT_ERR;
     uint64_t u = rec_upto(j, seq);
     if (u > live_first(j) && done != jrec_at(j, u - 1)->seq)
-        return fail(err, errlen, "%s: the journal ends at %" PRIu64 " before point %" PRIu64,
+        return rt_errf(err, errlen, "%s: the journal ends at %" PRIu64 " before point %" PRIu64,
                     j->dir, done, seq);
     return RT_OK;
 }
@@ -1379,14 +1365,14 @@ int mtj_export(mtj_t *j, uint64_t seq, const char *out_path, uint64_t *written, 
         created = fd >= 0;
     }
     if (fd < 0)
-        return fail(err, errlen, "%s: open: %s", out_path, strerror(errno));
+        return rt_errf(err, errlen, "%s: open: %s", out_path, strerror(errno));
     if (sparse && ftruncate(fd, (off_t)j->disk_size) != 0) {
-        fail(err, errlen, "%s: size: %s", out_path, strerror(errno));
+        rt_errf(err, errlen, "%s: size: %s", out_path, strerror(errno));
         goto out;
     }
     buf = malloc(EXPORT_CHUNK);
     if (!buf) {
-        fail(err, errlen, "out of memory");
+        rt_errf(err, errlen, "out of memory");
         goto out;
     }
     xmap_t *m = map_for(j, seq, err, errlen);
@@ -1401,13 +1387,13 @@ int mtj_export(mtj_t *j, uint64_t seq, const char *out_path, uint64_t *written, 
         if (sparse && all_zero(buf, n))
             continue;
         if (pwrite_all(fd, buf, n, off) != RT_OK) {
-            fail(err, errlen, "%s: write: %s", out_path, strerror(errno));
+            rt_errf(err, errlen, "%s: write: %s", out_path, strerror(errno));
             goto out;
         }
         wrote += n;
     }
     if (fsync(fd) != 0) {
-        fail(err, errlen, "%s: sync: %s", out_path, strerror(errno));
+        rt_errf(err, errlen, "%s: sync: %s", out_path, strerror(errno));
         goto out;
     }
     if (written)

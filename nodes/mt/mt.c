@@ -87,32 +87,6 @@ struct mt {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return RT_ERR;
-}
-
-static bool pair_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n >= RT_NAME_MAX || s[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
 static mt_pair_t *pair_find(const mt_t *me, const char *id)
 {
     for (unsigned i = 0; i < me->npairs; i++)
@@ -358,7 +332,7 @@ static void on_pair_open(mt_t *me, const rt_msg_t *m, const ss_PairOpen *po)
     if (po->reply)
         return; /* nobody answers the master target */
     if (!p) {
-        if (!pair_name_ok(po->pair) || me->npairs == MT_PAIRS_MAX || po->disk_size == 0) {
+        if (!rt_name_ok(po->pair) || me->npairs == MT_PAIRS_MAX || po->disk_size == 0) {
             rt_log(RT_LOG_ERR, "mt: PairOpen for '%s' (%" PRIu64 " bytes) refused: %s",
                    po->pair, po->disk_size,
                    me->npairs == MT_PAIRS_MAX ? "too many pairs"
@@ -638,7 +612,7 @@ static void load_all(mt_t *me)
     struct dirent *e;
     while ((e = readdir(d))) {
         char path[MT_PATH_MAX + 2 * RT_NAME_MAX];
-        if (!pair_name_ok(e->d_name))
+        if (!rt_name_ok(e->d_name))
             continue;
         if ((size_t)snprintf(path, sizeof path, "%s/%s/state", me->dir, e->d_name) >=
                 sizeof path ||
@@ -659,7 +633,7 @@ mt_t *mt_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
     char path[MT_PATH_MAX - 8];
     mt_t *me = calloc(1, sizeof *me);
     if (!me) {
-        fail(err, errlen, "mt: out of memory");
+        rt_errf(err, errlen, "mt: out of memory");
         return NULL;
     }
     me->node = node;
@@ -669,23 +643,23 @@ mt_t *mt_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
         snprintf(me->dir, sizeof me->dir, "%s", path);
     else if (!rt_conf_path(conf, "node", "data_dir", path, sizeof path) ||
              (size_t)snprintf(me->dir, sizeof me->dir, "%s/mt", path) >= sizeof me->dir) {
-        fail(err, errlen, "mt: [node] data_dir: path too long");
+        rt_errf(err, errlen, "mt: [node] data_dir: path too long");
         goto fail;
     }
     me->retention_us = rt_conf_u64(conf, "mt", "retention") * 1000000u;
     me->checkpoint_us = rt_conf_u64(conf, "mt", "checkpoint") * 1000000u;
     if (mkdir(me->dir, 0750) != 0 && errno != EEXIST) {
-        fail(err, errlen, "mt: %s: create: %s", me->dir, strerror(errno));
+        rt_errf(err, errlen, "mt: %s: create: %s", me->dir, strerror(errno));
         goto fail;
     }
     load_all(me);
     if (rt_actor_init(&me->actor, node, "mt", mt_dispatch) != RT_OK ||
         rt_timer_init(&me->commit_t, &me->actor, MT_SIG_COMMIT, 0) != RT_OK) {
-        fail(err, errlen, "mt: message pool full");
+        rt_errf(err, errlen, "mt: message pool full");
         goto fail;
     }
     if (hub_register_role(hub, RT_ROLE_MT, &me->actor) != RT_OK) {
-        fail(err, errlen, "mt: the hub has an mt role already");
+        rt_errf(err, errlen, "mt: the hub has an mt role already");
         goto fail;
     }
     rt_actor_cron(&me->actor, 1.0);

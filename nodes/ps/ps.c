@@ -160,32 +160,6 @@ static void fwd_open(ps_pair_t *p);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return RT_ERR;
-}
-
-static bool pair_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n >= RT_NAME_MAX || s[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
 static ps_pair_t *pair_find(const ps_t *me, const char *id)
 {
     for (unsigned i = 0; i < me->npairs; i++)
@@ -373,7 +347,7 @@ static int pair_load(ps_t *me, const char *id, char *err, size_t errlen)
     kvs_t kv;
     ps_pair_t *p = pair_alloc(me, id);
     if (!p)
-        return fail(err, errlen, "ps: out of memory");
+        return rt_errf(err, errlen, "ps: out of memory");
     if (kvs_read(p->dir, PS_STATE_NAME, PS_STATE_MAGIC, 1, &kv, err, errlen) != RT_OK) {
         free(p);
         return errno == ENOENT ? RT_OK : RT_ERR; /* an unfinished creation: made again on use */
@@ -396,17 +370,17 @@ static int pair_load(ps_t *me, const char *id, char *err, size_t errlen)
 /* a pair seen first in an agent's PairOpen */
 static ps_pair_t *pair_create(ps_t *me, const ss_PairOpen *po, char *err, size_t errlen)
 {
-    if (!pair_name_ok(po->pair)) {
-        fail(err, errlen, "bad pair name '%s'", po->pair);
+    if (!rt_name_ok(po->pair)) {
+        rt_errf(err, errlen, "bad pair name '%s'", po->pair);
         return NULL;
     }
     if (me->npairs == PS_PAIRS_MAX) {
-        fail(err, errlen, "more than %u pairs", PS_PAIRS_MAX);
+        rt_errf(err, errlen, "more than %u pairs", PS_PAIRS_MAX);
         return NULL;
     }
     ps_pair_t *p = pair_alloc(me, po->pair);
     if (!p) {
-        fail(err, errlen, "out of memory");
+        rt_errf(err, errlen, "out of memory");
         return NULL;
     }
     copy_name(p->disk, po->disk);
@@ -414,7 +388,7 @@ static ps_pair_t *pair_create(ps_t *me, const ss_PairOpen *po, char *err, size_t
     p->disk_size = po->disk_size;
     p->epoch = po->epoch;
     if (mkdir(p->dir, 0750) != 0 && errno != EEXIST) {
-        fail(err, errlen, "%s: create: %s", p->dir, strerror(errno));
+        rt_errf(err, errlen, "%s: create: %s", p->dir, strerror(errno));
         goto fail;
     }
     /* the spool first, the state file last: a folder without it is unfinished */
@@ -1281,14 +1255,14 @@ static int load_all(ps_t *me, char *err, size_t errlen)
 {
     DIR *d = opendir(me->dir);
     if (!d)
-        return fail(err, errlen, "%s: %s", me->dir, strerror(errno));
+        return rt_errf(err, errlen, "%s: %s", me->dir, strerror(errno));
     struct dirent *e;
     int rc = RT_OK;
     while ((e = readdir(d)) && rc == RT_OK) {
-        if (!pair_name_ok(e->d_name))
+        if (!rt_name_ok(e->d_name))
             continue;
         if (me->npairs == PS_PAIRS_MAX) {
-            rc = fail(err, errlen, "%s: more than %u pairs", me->dir, PS_PAIRS_MAX);
+            rc = rt_errf(err, errlen, "%s: more than %u pairs", me->dir, PS_PAIRS_MAX);
             break;
         }
         if (pair_load(me, e->d_name, err, errlen) != RT_OK)
@@ -1303,7 +1277,7 @@ ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
     char path[PS_PATH_MAX];
     ps_t *me = calloc(1, sizeof *me);
     if (!me) {
-        fail(err, errlen, "ps: out of memory");
+        rt_errf(err, errlen, "ps: out of memory");
         return NULL;
     }
     me->node = node;
@@ -1313,7 +1287,7 @@ ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
         snprintf(me->dir, sizeof me->dir, "%s", path);
     else if (!rt_conf_path(conf, "node", "data_dir", path, sizeof path) ||
              (size_t)snprintf(me->dir, sizeof me->dir, "%s/ps", path) >= sizeof me->dir) {
-        fail(err, errlen, "ps: [node] data_dir: path too long");
+        rt_errf(err, errlen, "ps: [node] data_dir: path too long");
         goto fail;
     }
     me->quota = rt_conf_u64(conf, "ps", "cache_quota");
@@ -1325,7 +1299,7 @@ ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
     if (me->seg_max < (64u << 10))
         me->seg_max = 64u << 10;
     if (mkdir(me->dir, 0750) != 0 && errno != EEXIST) {
-        fail(err, errlen, "ps: %s: create: %s", me->dir, strerror(errno));
+        rt_errf(err, errlen, "ps: %s: create: %s", me->dir, strerror(errno));
         goto fail;
     }
     if (load_all(me, err, errlen) != RT_OK)
@@ -1333,11 +1307,11 @@ ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
     if (rt_actor_init(&me->actor, node, "ps", ps_dispatch) != RT_OK ||
         rt_timer_init(&me->commit_t, &me->actor, PS_SIG_COMMIT, 0) != RT_OK ||
         rt_timer_init(&me->pump_t, &me->actor, PS_SIG_PUMP, 0) != RT_OK) {
-        fail(err, errlen, "ps: message pool full");
+        rt_errf(err, errlen, "ps: message pool full");
         goto fail;
     }
     if (hub_register_role(hub, RT_ROLE_PS, &me->actor) != RT_OK) {
-        fail(err, errlen, "ps: the hub has a ps role already");
+        rt_errf(err, errlen, "ps: the hub has a ps role already");
         goto fail;
     }
     rt_actor_cron(&me->actor, 1.0);

@@ -127,7 +127,7 @@ static void test_good_file(void **state)
     assert_true(rt_conf_double(c, "link", "hb_timeout") == 5.0);
     assert_true(rt_conf_double(c, "link", "backoff_min") == 0.1);
     assert_int_equal(rt_conf_u64(c, "link", "sndq_high"), 8u << 20);
-    assert_int_equal(rt_conf_u64(c, "link", "max_payload"), 4u << 20);
+    assert_int_equal(rt_conf_u64(c, "link", "max_payload"), 8u << 20);
     assert_string_equal(rt_conf_str(c, "listen", "mgmt"), "[::1]:7401");
 
     char p[256], want[256];
