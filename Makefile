@@ -44,26 +44,31 @@ DEPS_PKGS := ragel libev-dev nanopb libnanopb-dev liblz4-dev libwolfssl-dev \
 # wolfSSL: WOLFSSL=hw (default) builds Debian's own wolfssl source package
 # with the CPU's hardware crypto into a static library (tools/wolfssl/build.sh,
 # once per WOLFSSL_DIR); WOLFSSL=system links Debian's shared libwolfssl.
-# Objects must see the headers of the library they are linked with, so every
-# object depends on $(BUILD)/wolfssl-VARIANT.variant and switching variants
-# recompiles. When the source cannot be had (offline), hw falls back to system
-# with a one-line notice.
+# Objects must see the headers of the library they are linked with: every
+# object depends on $(BUILD)/wolfssl.variant, rewritten when the variant
+# changes (or the library has to be built), so everything recompiles then.
+# When the source cannot be had (offline), hw falls back to system with a
+# one-line notice. Goals that compile nothing themselves (check, bench and
+# demo recurse) leave all this to the sub-make.
 WOLFSSL     ?= hw
 WOLFSSL_DIR ?= $(BUILD)/wolfssl
 WOLFSSL_LIB := $(WOLFSSL_DIR)/install/lib/libwolfssl.a
 WOLFSSL_USE := $(WOLFSSL)
+WOLFSSL_STAMP := $(BUILD)/wolfssl.variant
 ifeq ($(filter hw system,$(WOLFSSL)),)
 $(error WOLFSSL must be hw or system, not '$(WOLFSSL)')
 endif
-# goals that compile nothing themselves (check, bench, demo recurse) skip the fetch
-ifeq ($(WOLFSSL)$(wildcard $(WOLFSSL_LIB)),hw)
 ifneq ($(filter-out deps clean gen fsm-dot check test bench demo,$(or $(MAKECMDGOALS),all)),)
+ifeq ($(WOLFSSL)$(wildcard $(WOLFSSL_LIB)),hw)
 WOLFSSL_FETCH := $(shell CC='$(CC)' sh tools/wolfssl/build.sh fetch $(WOLFSSL_DIR))
 ifneq ($(WOLFSSL_FETCH),ok)
 $(info $(WOLFSSL_FETCH): using Debian's shared libwolfssl (WOLFSSL=system))
 WOLFSSL_USE := system
 endif
 endif
+$(shell mkdir -p $(BUILD) && { [ "$(WOLFSSL_USE)$(WOLFSSL_FETCH)" != hwok ] && \
+  [ "$$(cat $(WOLFSSL_STAMP) 2>/dev/null)" = $(WOLFSSL_USE) ] || \
+  echo $(WOLFSSL_USE) > $(WOLFSSL_STAMP); })
 endif
 ifeq ($(WOLFSSL_USE),hw)
 WOLFSSL_CFLAGS := -I$(WOLFSSL_DIR)/install/include
@@ -74,7 +79,6 @@ WOLFSSL_CFLAGS :=
 WOLFSSL_LIBS   := -lwolfssl
 WOLFSSL_DEP    :=
 endif
-WOLFSSL_STAMP := $(BUILD)/wolfssl-$(WOLFSSL_USE).variant
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wswitch-enum \
              -Wcast-qual -Wundef
@@ -196,10 +200,10 @@ $(BUILD)/f/%.o: %.c $(WOLFSSL_STAMP) | $(PB_H) $(FSM_C) $(WOLFSSL_DEP)
 	@echo "  CC-FUZZ $<"
 	$(Q)$(CLANG) $(BASEFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined $(if $(filter gen/%,$<),$(GENWARN),$(WARN)) -c -o $@ $<
 
-# the variant the objects of $(BUILD) are compiled for (the other one's goes)
-$(BUILD)/wolfssl-%.variant:
+# the wolfSSL variant the objects of $(BUILD) are compiled for
+$(WOLFSSL_STAMP):
 	@mkdir -p $(dir $@)
-	@rm -f $(BUILD)/wolfssl-*.variant && touch $@
+	@echo $(WOLFSSL_USE) > $@
 
 $(WOLFSSL_LIB): tools/wolfssl/build.sh
 	$(Q)CC='$(CC)' sh tools/wolfssl/build.sh build $(WOLFSSL_DIR)
@@ -301,7 +305,7 @@ test-mem: $(UNIT_N)
 	@BUILD=$(BUILD) RUNNER="valgrind -q --error-exitcode=9 --leak-check=full" tests/run-unit $(UNIT_N)
 
 test-fault: $(PROGS) $(IT_BIN)
-	@BUILD=$(BUILD) ROUNDS=20 tests/run-integration $(FAULT)
+	@BUILD=$(BUILD) ROUNDS=20 IT_TIMEOUT=$${IT_TIMEOUT:-1800} tests/run-integration $(FAULT)
 
 fuzz: $(FUZZ_BIN)
 	@BUILD=$(BUILD) tests/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)

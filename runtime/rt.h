@@ -216,6 +216,59 @@ void rt_timer_stop(rt_timer_t *t);
 bool rt_timer_active(const rt_timer_t *t);
 void rt_timer_fini(rt_timer_t *t); /* stop and release the slot */
 
+/* ---- workers (rt_work.c) ---------------------------------------------------- */
+
+/* CPU-heavy work (compression, checksums) runs on a small pool of threads
+ * beside the loop: [node] workers of them (default rt_work_default_workers():
+ * online CPUs - 1, at least 1; 0 runs every job inline, on the loop, at
+ * submit). A job is fn(arg) on a worker thread; once it returned, its owner
+ * gets an ordinary message: tag = done_tag, m->u64 = the submit's u64,
+ * rt_work_arg(m) = arg. Completions arrive in the order jobs finish, which
+ * with two workers or more is not the order of submission: an owner that
+ * needs order re-orders (by a sequence number in u64, say).
+ *
+ * The rule that keeps the rest of the runtime single-threaded: from submit
+ * until its completion is handled, the job owns @arg and what it points to,
+ * and the owner neither reads nor writes it; the job touches no actor,
+ * message, buffer reference count, timer, link, trace or log, only bytes
+ * (an rt_buf's data[] is fine: the owner keeps the reference and drops it
+ * after the completion). The completion's message slot is taken at submit,
+ * so a job that ran is always reported.
+ *
+ * Shutdown: rt_actor_fini(owner) cancels the owner's queued jobs, waits for
+ * its running ones to return (so that freeing what their args point to is
+ * safe right after) and drops their completions: the owner frees the args
+ * of jobs it never saw complete. An owner that wants its jobs finished on
+ * RT_SIG_STOP calls rt_actor_stopped() once its completions are in.
+ * rt_node_free() joins the threads. */
+
+#define RT_WORK_QUEUE       64u /* jobs per node queued, running, or done and not yet posted */
+#define RT_WORK_MAX_THREADS 64u /* largest [node] workers */
+
+typedef void (*rt_work_fn)(void *arg);
+
+/*! rt_work_submit() : run @fn(@arg) on a worker of @owner's node and post
+ *  @done_tag (an actor tag, >= RT_SIG_USER) with m->u64 = @u64 to @owner
+ *  when it returned. @return RT_OK, RT_AGAIN when the job slots or the
+ *  message pool are full (@owner gets RT_SIG_RESUME), RT_ERR for a NULL
+ *  @fn, a runtime tag or an owner that is not registered. */
+int rt_work_submit(rt_actor_t *owner, rt_work_fn fn, void *arg, uint32_t done_tag, uint64_t u64);
+/*! rt_work_arg() : the arg of the job whose completion @m is (NULL if @m is
+ *  not one). */
+void *rt_work_arg(const rt_msg_t *m);
+/*! rt_work_inflight() : jobs of @owner submitted whose completion is not
+ *  yet in its mailbox. */
+unsigned rt_work_inflight(const rt_actor_t *owner);
+/*! rt_work_workers() : the node's worker threads (0: jobs run inline). */
+unsigned rt_work_workers(const rt_node_t *node);
+/*! rt_work_set_workers() : use @n threads instead of [node] workers (tests,
+ *  tools). @return RT_ERR once the first job started the pool, or when @n >
+ *  RT_WORK_MAX_THREADS. */
+int rt_work_set_workers(rt_node_t *node, unsigned n);
+/*! rt_work_default_workers() : online CPUs - 1, at least 1 (at most
+ *  RT_WORK_MAX_THREADS): the default of [node] workers. */
+unsigned rt_work_default_workers(void);
+
 /* ---- trace (rt_trace.c) --------------------------------------------------- */
 
 /* One record of a chart transition; strings are copied and truncated to the

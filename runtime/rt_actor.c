@@ -11,8 +11,9 @@
  * message's buffer reference.
  *
  * This file also owns the actor's cron and the back-pressure wake-up: an
- * actor refused by a pool is remembered and gets RT_SIG_RESUME (from the
- * runtime's reserve, so it cannot fail) once the pool has room again.
+ * actor refused by a pool (message slots, buffers, worker job slots) is
+ * remembered and gets RT_SIG_RESUME (from the runtime's reserve, so it
+ * cannot fail) once the pool has room again.
  */
 #include <stdio.h>
 #include <string.h>
@@ -205,6 +206,8 @@ void rt_wait_register(rt_actor_t *a, uint8_t bit)
     a->wants_resume = true;
     if (bit == RT_WAIT_MSG)
         node->msg_waiters++;
+    else if (bit == RT_WAIT_WORK)
+        node->work_waiters++;
     else
         node->buf_waiters++;
 }
@@ -216,9 +219,11 @@ static void wait_clear(rt_actor_t *a, uint8_t bit)
     a->waits &= (uint8_t)~bit;
     if (bit == RT_WAIT_MSG)
         a->node->msg_waiters--;
+    else if (bit == RT_WAIT_WORK)
+        a->node->work_waiters--;
     else
         a->node->buf_waiters--;
-    a->wants_resume = (a->waits & (RT_WAIT_MSG | RT_WAIT_BUF)) != 0;
+    a->wants_resume = (a->waits & (RT_WAIT_MSG | RT_WAIT_BUF | RT_WAIT_WORK)) != 0;
 }
 
 void rt_resume_waiters(rt_node_t *node, uint8_t bit)
@@ -294,6 +299,7 @@ void rt_actor_fini(rt_actor_t *me)
     if (!node || !me->dispatch)
         return; /* never registered, or already finished */
     ev_timer_stop(node->loop, &me->cron);
+    rt_work_forget(me); /* no job of ours runs after this */
     if (me->cron_msg) {
         rt_prealloc_drop(me->cron_msg);
         me->cron_msg = NULL;
@@ -318,6 +324,7 @@ void rt_actor_fini(rt_actor_t *me)
         rq_remove(node, me);
     wait_clear(me, RT_WAIT_MSG);
     wait_clear(me, RT_WAIT_BUF);
+    wait_clear(me, RT_WAIT_WORK);
     for (rt_actor_t **p = &node->actors; *p; p = &(*p)->next_all) {
         if (*p == me) {
             *p = me->next_all;

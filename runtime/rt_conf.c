@@ -85,6 +85,7 @@ static const key_schema_t key_schema[] = {
     {"node", "memory", CT_SIZE, "64M", false, "4M", NULL, NULL},
     {"node", "msg_slots", CT_U64, "4096", false, "64", "1000000", NULL},
     {"node", "log_level", CT_ENUM, "info", false, NULL, NULL, "err|warn|info|debug"},
+    {"node", "workers", CT_U64, NULL, false, "0", "64", NULL}, /* default: CPUs - 1, >= 1 */
 
     {"trace", "file", CT_PATH, "trace.pb", false, NULL, NULL, NULL},
     {"trace", "max", CT_SIZE, "16M", false, "4K", NULL, NULL},

@@ -34,6 +34,7 @@ enum {
 enum {
     RT_WAIT_MSG = 1u << 0,    /* the message slot pool refused it */
     RT_WAIT_BUF = 1u << 1,    /* the buffer pool refused it */
+    RT_WAIT_WORK = 1u << 2,   /* the worker pool's job slots were all taken */
     RT_WAIT_PENDING = 1u << 7,/* an RT_SIG_RESUME is in its mailbox */
 };
 
@@ -44,6 +45,8 @@ typedef struct rt_slot {
     rt_node_t *node;          /* pool owner */
     rt_timer_t *timer;        /* owner of a preallocated timer message, or NULL */
 } rt_slot_t;
+
+typedef struct rt_work rt_work_t; /* the worker pool, private to rt_work.c */
 
 typedef struct rt_slot_chunk {
     struct rt_slot_chunk *next;
@@ -84,6 +87,11 @@ struct rt_node {
     uint64_t buf_allocs_seen; /* value at the last housekeeping tick */
     ev_timer housekeep;
 
+    /* worker pool (rt_work.c) */
+    unsigned workers;         /* [node] workers; 0: jobs run inline */
+    rt_work_t *work;          /* started at the first job, or NULL */
+    uint32_t work_waiters;    /* actors with RT_WAIT_WORK */
+
     /* run and stop */
     bool started;             /* rt_node_run posted RT_SIG_START */
     bool stopping;            /* RT_SIG_STOP was posted */
@@ -123,5 +131,12 @@ void rt_resume_waiters(rt_node_t *node, uint8_t bit);
 void rt_wait_register(rt_actor_t *a, uint8_t bit);
 /* exit the loop if a stop is under way and every actor stopped */
 void rt_node_check_done(rt_node_t *node);
+
+/* rt_work.c */
+/* @owner goes away: cancel its queued jobs, wait for its running ones,
+ * drop its unposted completions */
+void rt_work_forget(rt_actor_t *owner);
+/* join the worker threads (they run what is queued first) and free the pool */
+void rt_work_fini(rt_node_t *node);
 
 #endif /* RT_I_H */

@@ -3,7 +3,8 @@
  * rt_node.c: a node, the process-wide home of actors.
  *
  * A node owns the libev loop, the two pools sized from [node] memory and
- * msg_slots, the trace file of [trace], and the start/stop sequence:
+ * msg_slots, the worker pool of [node] workers (rt_work.c; started at the
+ * first job), the trace file of [trace], and the start/stop sequence:
  * rt_node_run() posts RT_SIG_START to every actor and runs the loop until a
  * stop (SIGTERM, SIGINT or rt_node_stop) has been acknowledged by every
  * actor with rt_actor_stopped(), or until the stop deadline passes. SIGPIPE
@@ -121,9 +122,12 @@ rt_node_t *rt_node_new_on(const char *name, const rt_conf_t *conf, struct ev_loo
 {
     size_t memory = RT_DEFAULT_MEMORY;
     uint32_t slots = RT_DEFAULT_MSG_SLOTS;
+    unsigned workers = rt_work_default_workers();
     if (conf) {
         memory = (size_t)rt_conf_u64(conf, "node", "memory");
         slots = (uint32_t)rt_conf_u64(conf, "node", "msg_slots");
+        if (rt_conf_str(conf, "node", "workers")) /* absent: the default */
+            workers = (unsigned)rt_conf_u64(conf, "node", "workers");
     }
     rt_node_t *node = calloc(1, sizeof *node);
     if (!node) {
@@ -132,6 +136,7 @@ rt_node_t *rt_node_new_on(const char *name, const rt_conf_t *conf, struct ev_loo
     }
     snprintf(node->name, sizeof node->name, "%s", name ? name : "");
     node->conf = conf;
+    node->workers = workers;
     node->loop = loop;
     if (!loop) {
         node->loop = ev_loop_new(EVFLAG_AUTO);
@@ -205,6 +210,7 @@ void rt_node_free(rt_node_t *node)
     }
     while (node->actors) /* normally the roles did this already */
         rt_actor_fini(node->actors);
+    rt_work_fini(node); /* no owner is left: nothing is queued or running */
     rt_trace_close(node->trace);
     node->trace = NULL;
     rt_buf_pool_fini(node);

@@ -15,6 +15,16 @@
  * ACK_FULL). mt_batch_check() is also the surface tests/fuzz/fuzz_batch.c
  * runs arbitrary bytes through.
  *
+ * Pipeline: the check (inflate, every record's capture hash) is the CPU-heavy
+ * part, so it runs on the node's workers (rt_work_submit), up to MT_VJOBS
+ * batches at once, each with its own scratch space. Batches wait in one FIFO
+ * in arrival order (MT_QLEN, all pairs) and are placed and appended from its
+ * head only, so the journal sees them in sequence order whatever order the
+ * checks finish in; whether a batch is new, a duplicate or a gap is decided
+ * at the head, against the journal as it is then. Small batches are checked
+ * on the loop (a thread hop costs more). On RT_SIG_STOP what was received is
+ * checked and appended before the master target says it stopped.
+ *
  * Group commit: a batch is appended at once and a zero-delay timer commits
  * every journal that changed, so the batches of one turn of the loop share
  * one fdatasync per journal, and only then are they acknowledged. The end of
@@ -41,9 +51,14 @@
 #define MT_STATE_NAME  "mt.state"
 #define MT_STATE_MAGIC "secondsite-mt-pair"
 #define MT_PATH_MAX    4096u
+#define MT_QLEN        256u         /* batches received and not yet appended (all pairs) */
+#define MT_VJOBS       4u           /* batches checked at once (each has its scratch) */
+#define MT_VINLINE     (32u << 10)  /* payload bytes under which a batch is checked on the loop */
+#define MT_TRIM_IDLE   2u           /* crons without a batch before the scratch is freed */
 
 enum {
     MT_SIG_COMMIT = RT_SIG_USER + 1, /* commit timer: end of the turn, commit and ack */
+    MT_SIG_CHECKED = RT_SIG_USER + 2, /* a worker checked a batch (rt_work_arg: its vjob_t) */
 };
 
 /* Where the sender of a pair's batches is: a link (and its role), or a local actor. */
@@ -70,6 +85,28 @@ typedef struct mt_pair {
     uint64_t batches, dups, bad;
 } mt_pair_t;
 
+typedef enum {
+    VJ_WAIT = 0, /* received, waiting for a scratch space */
+    VJ_RUN,      /* being checked (a worker owns payload bytes, work and the results) */
+    VJ_DONE,     /* checked: rc, run and why say how */
+} vj_state_t;
+
+/* One received WriteBatch on its way to the journal. */
+typedef struct vjob {
+    mt_pair_t *p;
+    codec_batch_t b;         /* what the WriteBatch says */
+    uint64_t epoch;
+    uint64_t disk_size;      /* the pair's, for the job (which must not read p) */
+    rt_buf_t *payload;       /* the frame's payload (a reference) */
+    uint32_t len;            /* its bytes */
+    vj_state_t state;
+    int ctx;                 /* index of its scratch space, -1: none yet */
+    codec_work_t *work;      /* = &mt->work[ctx] while it has one */
+    int rc;                  /* codec_batch_open's answer */
+    codec_run_t run;         /* the checked run (in payload or in work->raw) */
+    char why[192];
+} vjob_t;
+
 struct mt {
     rt_actor_t actor;        /* first: "mt" */
     rt_node_t *node;
@@ -82,7 +119,14 @@ struct mt {
     unsigned npairs;
     rt_timer_t commit_t;
     bool commit_armed;
-    codec_work_t work;
+    vjob_t q[MT_QLEN];       /* FIFO of received batches, applied from the head */
+    unsigned q_head, q_n;
+    codec_work_t work[MT_VJOBS]; /* scratch spaces for checks */
+    bool work_busy[MT_VJOBS];
+    uint64_t received;       /* batches received, to see the idle cron */
+    uint64_t received_seen;
+    unsigned idle_crons;
+    bool stopping;           /* RT_SIG_STOP: finish the FIFO, then say stopped */
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -129,6 +173,16 @@ static void copy_name(char *dst, const char *src)
 
 /* ---- the batch check (pure) ------------------------------------------------------ */
 
+/* where a checked run goes against a journal whose last seq is @last_seq_held */
+static mt_verdict_t place(const codec_run_t *run, uint64_t last_seq_held)
+{
+    if (run->last_seq <= last_seq_held)
+        return MT_BATCH_DUP;
+    if (run->from_seq > last_seq_held + 1)
+        return MT_BATCH_GAP;
+    return MT_BATCH_APPLY;
+}
+
 mt_verdict_t mt_batch_check(uint32_t flags, uint64_t first_seq, uint64_t last_seq,
                             uint32_t count, uint32_t raw_len, const uint8_t *payload, size_t len,
                             uint64_t disk_size, uint64_t last_seq_held, codec_work_t *w,
@@ -137,11 +191,7 @@ mt_verdict_t mt_batch_check(uint32_t flags, uint64_t first_seq, uint64_t last_se
     codec_batch_t b = {first_seq, last_seq, count, flags, raw_len};
     if (codec_batch_open(&b, payload, len, disk_size, w, run, why, whylen) != RT_OK)
         return MT_BATCH_BAD;
-    if (run->last_seq <= last_seq_held)
-        return MT_BATCH_DUP;
-    if (run->from_seq > last_seq_held + 1)
-        return MT_BATCH_GAP;
-    return MT_BATCH_APPLY;
+    return place(run, last_seq_held);
 }
 
 /* ---- pairs ---------------------------------------------------------------------- */
@@ -395,10 +445,160 @@ static void on_pair_open(mt_t *me, const rt_msg_t *m, const ss_PairOpen *po)
     hub_reply(me->hub, &me->actor, m, &env, NULL, 0);
 }
 
+/* ---- the batch pipeline ---------------------------------------------------------------- */
+
+/* the check, on a worker (or inline): only the job's own bytes */
+static void vjob_run(void *arg)
+{
+    vjob_t *v = arg;
+    v->rc = codec_batch_open(&v->b, v->payload->data, v->len, v->disk_size, v->work, &v->run,
+                             v->why, sizeof v->why);
+}
+
+/* the head batch, checked: place it against the journal and append it */
+static void apply(mt_t *me, vjob_t *v)
+{
+    char err[256];
+    mt_pair_t *p = v->p;
+    if (!p->j && journal_open(p, 0, false, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "mt: pair %s: journal unavailable: %s", p->id, err);
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_FULL, "journal unavailable");
+        return;
+    }
+    if (v->rc != RT_OK) {
+        p->bad++;
+        rt_log(RT_LOG_WARN, "mt: pair %s: batch %" PRIu64 "..%" PRIu64 " refused: %s", p->id,
+               v->b.first_seq, v->b.last_seq, v->why);
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_BAD_RECORD, v->why);
+        return;
+    }
+    const codec_run_t *run = &v->run;
+    switch (place(run, p->last)) {
+    case MT_BATCH_BAD: /* (place() never says so) */
+    case MT_BATCH_GAP:
+        /* say where the journal is: the sender resends from there */
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_OK, NULL);
+        return;
+    case MT_BATCH_DUP:
+        p->dups++;
+        break;
+    case MT_BATCH_APPLY: {
+        uint64_t last = 0;
+        if (mtj_append(p->j, run->recs, run->len, &last, err, sizeof err) != RT_OK) {
+            rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
+            journal_reopen(p);
+            ack_to(me, p, &p->src, ss_AckStatus_ACK_FULL, "journal write failed");
+            return;
+        }
+        p->last = last;
+        p->dirty = true;
+        p->batches++;
+        break;
+    }
+    }
+    if ((v->b.flags & CODEC_BATCH_SYNC_DONE) && run->last_seq > p->consistent &&
+        run->last_seq > p->sync_pending) {
+        /* recorded before the commit; it counts once the journal holds it */
+        p->sync_pending = run->last_seq;
+        if (state_save(p, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_ERR, "mt: pair %s: end of sync pass at %" PRIu64 " not recorded: %s",
+                   p->id, run->last_seq, err);
+    }
+    if (v->epoch > p->epoch)
+        p->epoch = v->epoch;
+    p->ack_owed = true;
+    arm_commit(me);
+}
+
+static void vjob_release(mt_t *me, vjob_t *v)
+{
+    if (v->ctx >= 0)
+        me->work_busy[v->ctx] = false;
+    rt_buf_unref(v->payload);
+    memset(v, 0, sizeof *v);
+    v->ctx = -1;
+}
+
+static void stop_done(mt_t *me)
+{
+    commit_all(me);
+    rt_actor_cron(&me->actor, 0);
+    rt_actor_stopped(&me->actor);
+}
+
+/* append what is checked at the head of the FIFO, in order */
+static void apply_ready(mt_t *me)
+{
+    while (me->q_n > 0 && me->q[me->q_head].state == VJ_DONE) {
+        vjob_t *v = &me->q[me->q_head];
+        apply(me, v);
+        vjob_release(me, v);
+        me->q_head = (me->q_head + 1) % MT_QLEN;
+        me->q_n--;
+    }
+}
+
+/* start the check of each waiting batch that can have a scratch space, in
+ * FIFO order; @return true if one was checked inline (apply_ready again) */
+static bool start_checks(mt_t *me)
+{
+    bool inline_done = false;
+    for (unsigned i = 0; i < me->q_n; i++) {
+        vjob_t *v = &me->q[(me->q_head + i) % MT_QLEN];
+        if (v->state != VJ_WAIT)
+            continue;
+        int ctx = -1;
+        for (unsigned k = 0; k < MT_VJOBS && ctx < 0; k++)
+            if (!me->work_busy[k])
+                ctx = (int)k;
+        if (ctx < 0)
+            break; /* a completion calls us again */
+        v->ctx = ctx;
+        v->work = &me->work[ctx];
+        me->work_busy[ctx] = true;
+        size_t size = (v->b.flags & CODEC_BATCH_LZ4) ? v->b.raw_len : v->len;
+        int rc = size < MT_VINLINE ? RT_ERR /* small: cheaper here than a thread hop */
+                 : rt_work_submit(&me->actor, vjob_run, v, MT_SIG_CHECKED, 0);
+        if (rc == RT_OK) {
+            v->state = VJ_RUN;
+        } else if (rc == RT_ERR) {
+            vjob_run(v);
+            v->state = VJ_DONE;
+            inline_done = true;
+        } else {
+            v->ctx = -1; /* RT_AGAIN: RESUME calls us again */
+            v->work = NULL;
+            me->work_busy[ctx] = false;
+            break;
+        }
+    }
+    return inline_done;
+}
+
+/* move the FIFO on: append, start checks, and finish a stop when it is empty */
+static void pipeline(mt_t *me)
+{
+    for (unsigned guard = 0; guard <= MT_QLEN; guard++) {
+        apply_ready(me);
+        if (!start_checks(me))
+            break;
+    }
+    if (me->stopping && me->q_n == 0 && !me->actor.stopped)
+        stop_done(me);
+}
+
+static void on_checked(mt_t *me, const rt_msg_t *m)
+{
+    vjob_t *v = rt_work_arg(m);
+    if (v && v->state == VJ_RUN)
+        v->state = VJ_DONE;
+    pipeline(me);
+}
+
 static void on_write_batch(mt_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
                            uint32_t payload_len)
 {
-    char err[256], why[192];
+    char err[256];
     mt_pair_t *p = pair_find(me, wb->pair);
     if (!p) {
         reply_unknown(me, m, wb->pair, "no PairOpen for this pair");
@@ -414,50 +614,25 @@ static void on_write_batch(mt_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
         ack_to(me, p, &p->src, ss_AckStatus_ACK_BAD_RECORD, "payload missing");
         return;
     }
-    codec_run_t run;
-    mt_verdict_t v = mt_batch_check(wb->flags, wb->first_seq, wb->last_seq, wb->count,
-                                    wb->raw_len, m->buf->data, payload_len, p->disk_size,
-                                    p->last, &me->work, &run, why, sizeof why);
-    switch (v) {
-    case MT_BATCH_BAD:
-        p->bad++;
-        rt_log(RT_LOG_WARN, "mt: pair %s: batch %" PRIu64 "..%" PRIu64 " refused: %s", p->id,
-               wb->first_seq, wb->last_seq, why);
-        ack_to(me, p, &p->src, ss_AckStatus_ACK_BAD_RECORD, why);
+    if (me->q_n == MT_QLEN || me->stopping) {
+        /* the sender holds a moment and resends from what is durable here */
+        ack_to(me, p, &p->src, ss_AckStatus_ACK_FULL,
+               me->stopping ? "master target stopping" : "master target busy");
         return;
-    case MT_BATCH_GAP:
-        /* say where the journal is: the sender resends from there */
-        ack_to(me, p, &p->src, ss_AckStatus_ACK_OK, NULL);
-        return;
-    case MT_BATCH_DUP:
-        p->dups++;
-        break;
-    case MT_BATCH_APPLY: {
-        uint64_t last = 0;
-        if (mtj_append(p->j, run.recs, run.len, &last, err, sizeof err) != RT_OK) {
-            rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
-            journal_reopen(p);
-            ack_to(me, p, &p->src, ss_AckStatus_ACK_FULL, "journal write failed");
-            return;
-        }
-        p->last = last;
-        p->dirty = true;
-        p->batches++;
-        break;
     }
-    }
-    if ((wb->flags & CODEC_BATCH_SYNC_DONE) && run.last_seq > p->consistent &&
-        run.last_seq > p->sync_pending) {
-        /* recorded before the commit; it counts once the journal holds it */
-        p->sync_pending = run.last_seq;
-        if (state_save(p, err, sizeof err) != RT_OK)
-            rt_log(RT_LOG_ERR, "mt: pair %s: end of sync pass at %" PRIu64 " not recorded: %s",
-                   p->id, run.last_seq, err);
-    }
-    if (wb->epoch > p->epoch)
-        p->epoch = wb->epoch;
-    p->ack_owed = true;
-    arm_commit(me);
+    vjob_t *v = &me->q[(me->q_head + me->q_n++) % MT_QLEN];
+    memset(v, 0, sizeof *v);
+    v->p = p;
+    v->b = (codec_batch_t){wb->first_seq, wb->last_seq, wb->count, wb->flags, wb->raw_len};
+    v->epoch = wb->epoch;
+    v->disk_size = p->disk_size;
+    rt_buf_ref(m->buf);
+    v->payload = m->buf;
+    v->len = payload_len;
+    v->ctx = -1;
+    v->state = VJ_WAIT;
+    me->received++;
+    pipeline(me);
 }
 
 static void on_link_down(mt_t *me, const rt_msg_t *m)
@@ -467,10 +642,26 @@ static void on_link_down(mt_t *me, const rt_msg_t *m)
             me->pairs[i]->src = (route_t){NULL, NULL, 0};
 }
 
+/* free the scratch spaces once no batch came for a while (idle RSS) */
+static void work_trim(mt_t *me)
+{
+    if (me->received != me->received_seen || me->q_n > 0) {
+        me->received_seen = me->received;
+        me->idle_crons = 0;
+        return;
+    }
+    if (++me->idle_crons < MT_TRIM_IDLE)
+        return;
+    for (unsigned k = 0; k < MT_VJOBS; k++)
+        if (!me->work_busy[k])
+            codec_work_free(&me->work[k]);
+}
+
 static void cron(mt_t *me)
 {
     char err[256];
     uint64_t now = rt_now_us();
+    work_trim(me);
     for (unsigned i = 0; i < me->npairs; i++) {
         mt_pair_t *p = me->pairs[i];
         if (!p->j)
@@ -487,9 +678,8 @@ static void mt_dispatch(rt_actor_t *actor, const rt_msg_t *m)
     const ss_Envelope *env = (const ss_Envelope *)m->data;
     switch (m->tag) {
     case RT_SIG_STOP:
-        commit_all(me);
-        rt_actor_cron(&me->actor, 0);
-        rt_actor_stopped(&me->actor);
+        me->stopping = true; /* what was received is appended first */
+        pipeline(me);
         break;
     case RT_SIG_CRON:
         cron(me);
@@ -501,9 +691,13 @@ static void mt_dispatch(rt_actor_t *actor, const rt_msg_t *m)
     case RT_SIG_RESUME:
         for (unsigned i = 0; i < me->npairs; i++)
             ack_owed(me, me->pairs[i]);
+        pipeline(me);
         break;
     case MT_SIG_COMMIT:
         commit_all(me);
+        break;
+    case MT_SIG_CHECKED:
+        on_checked(me, m);
         break;
     case ss_Envelope_pair_open_tag:
         on_pair_open(me, m, &env->body.pair_open);
@@ -677,11 +871,14 @@ void mt_free(mt_t *me)
         return;
     if (me->actor.node) {
         rt_timer_fini(&me->commit_t);
-        rt_actor_fini(&me->actor);
+        rt_actor_fini(&me->actor); /* no check runs after this */
     }
+    for (; me->q_n > 0; me->q_n--, me->q_head = (me->q_head + 1) % MT_QLEN)
+        vjob_release(me, &me->q[me->q_head]); /* not appended, not acked: resent */
     for (unsigned i = 0; i < me->npairs; i++)
         pair_close(me->pairs[i]);
-    codec_work_free(&me->work);
+    for (unsigned k = 0; k < MT_VJOBS; k++)
+        codec_work_free(&me->work[k]);
     free(me);
 }
 

@@ -22,8 +22,13 @@
  * ending exactly at the end of a sync pass, which the batch flags with
  * BATCH_SYNC_DONE), compressed when it pays, a window of PS_WINDOW bytes or
  * PS_INFLIGHT batches in flight, and a token bucket when [ps] bandwidth is
- * set. A built batch the link cannot take yet is held until
- * RT_SIG_LINK_WRITABLE (or RT_SIG_RESUME for a pool), never dropped. The
+ * set. Compression runs on the node's workers (rt_work_submit), up to
+ * PS_ZJOBS batches of a pair at once: built batches wait in a small ring in
+ * sequence order and leave it from the head only, so a batch that finished
+ * compressing early waits for the ones before it. A built batch the link
+ * cannot take yet stays at the head until RT_SIG_LINK_WRITABLE (or
+ * RT_SIG_RESUME for a pool), never dropped; a rewind discards the ring (a
+ * batch still on a worker is dropped when it comes back). The
  * mt's WriteAck trims the spool below its durable_seq and is passed on to
  * the agent. Any doubt (link down, ACK_FULL, ACK_BAD_RECORD, a gap) rewinds
  * to the mt's durable_seq + 1 after a PairOpen: the mt drops duplicates, so
@@ -54,10 +59,13 @@
 #define PS_HOLD_BAD    5.0          /* ... after ACK_BAD_RECORD or a spool read error */
 #define PS_MT_LINKS    8u           /* links to nodes with the mt role we track */
 #define PS_PATH_MAX    4096u
+#define PS_ZJOBS       4u           /* batches of a pair built and not yet sent (compressing or ready) */
+#define PS_ZINLINE     (32u << 10)  /* raw bytes under which a batch is compressed on the loop */
 
 enum {
     PS_SIG_COMMIT = RT_SIG_USER + 1, /* commit timer: end of the turn, commit and ack */
     PS_SIG_PUMP = RT_SIG_USER + 2,   /* bandwidth timer: tokens are back */
+    PS_SIG_ZIPPED = RT_SIG_USER + 3, /* a worker compressed a batch (rt_work_arg: its zjob_t) */
 };
 
 /* The forwarding state of a pair towards the master target. */
@@ -84,12 +92,30 @@ typedef struct inflight {
     uint32_t wire;       /* payload bytes */
 } inflight_t;
 
+typedef struct ps_pair ps_pair_t;
+
+/* A built batch on its way to the master target. While busy, a worker owns
+ * raw->data and z->data (the compression job), and only it touches them. */
+typedef struct zjob {
+    ps_pair_t *p;
+    bool busy;           /* submitted, completion not handled yet */
+    bool queued;         /* in the pair's ring; false: free, or discarded while busy */
+    bool ready;          /* may be sent: out/out_len are set */
+    rt_buf_t *raw;       /* the record run, used bytes */
+    rt_buf_t *z;         /* the LZ4 block, or NULL */
+    uint32_t used;
+    ss_WriteBatch wb;
+    uint64_t from;       /* first record's seq - skip */
+    int rc;              /* job: codec_compress's answer */
+    size_t zlen;         /* job: bytes of the block */
+} zjob_t;
+
 typedef struct mark {
     uint64_t seq;  /* after this record ... */
     uint64_t cum;  /* ... this many record bytes were appended since open */
 } mark_t;
 
-typedef struct ps_pair {
+struct ps_pair {
     ps_t *ps;
     char id[RT_NAME_MAX];
     char disk[RT_NAME_MAX];
@@ -121,9 +147,10 @@ typedef struct ps_pair {
     inflight_t fl[PS_INFLIGHT];
     unsigned fl_head, fl_n;
     uint64_t fl_bytes;
-    rt_buf_t *held;            /* a built batch the route did not take yet */
-    ss_WriteBatch held_wb;
-    uint32_t held_len;
+    zjob_t zj[PS_ZJOBS];       /* built batches (see zjob_t) */
+    unsigned zq[PS_ZJOBS];     /* ring of zj indexes in sequence order: the head leaves first */
+    unsigned zq_head, zq_n;
+    uint64_t zq_bytes;         /* raw bytes of the ring's batches */
     double tokens;             /* bandwidth bucket, bytes */
     uint64_t refill_us;
     /* backlog accounting */
@@ -133,7 +160,7 @@ typedef struct ps_pair {
     uint64_t gran;
     /* counters */
     uint64_t raw_sent, wire_sent, batches_sent, batches_lz4, bad_acks;
-} ps_pair_t;
+};
 
 struct ps {
     rt_actor_t actor;          /* first: "ps" */
@@ -291,12 +318,23 @@ static void copy_name(char *dst, const char *src)
     snprintf(dst, RT_NAME_MAX, "%s", src && strcmp(src, "-") != 0 ? src : "");
 }
 
+/* drop a built batch's buffers and free its slot (not while a worker has it) */
+static void zjob_release(zjob_t *z)
+{
+    rt_buf_unref(z->raw);
+    rt_buf_unref(z->z);
+    z->raw = z->z = NULL;
+    z->queued = z->ready = false;
+}
+
+/* after rt_actor_fini (no job runs any more) or with nothing submitted */
 static void pair_close(ps_pair_t *p)
 {
     if (!p)
         return;
     seglog_iter_free(p->it);
-    rt_buf_unref(p->held);
+    for (unsigned i = 0; i < PS_ZJOBS; i++)
+        zjob_release(&p->zj[i]);
     seglog_close(p->spool);
     free(p);
 }
@@ -331,6 +369,8 @@ static ps_pair_t *pair_alloc(ps_t *me, const char *id)
     if (!p)
         return NULL;
     p->ps = me;
+    for (unsigned i = 0; i < PS_ZJOBS; i++)
+        p->zj[i].p = p;
     snprintf(p->id, sizeof p->id, "%s", id);
     if ((size_t)snprintf(p->dir, sizeof p->dir, "%s/%s", me->dir, id) >= sizeof p->dir) {
         free(p);
@@ -426,10 +466,15 @@ static int ack_to(ps_t *me, ps_pair_t *p, const route_t *r, uint32_t status, con
 }
 
 /* an agent held with ACK_FULL is let go once an eighth of the quota is free
- * again, so that it does not bounce on the limit batch after batch */
-static bool room_back(const ps_t *me)
+ * again, so that it does not bounce on the limit batch after batch; or once
+ * the master target has all of its pair's spool: what the cache still holds
+ * then is at most the spool's active segment, which only a later append can
+ * free (seglog_trim keeps it), so waiting for room would wait forever */
+static bool room_back(const ps_pair_t *p)
 {
-    return ps_cache_bytes(me) + me->quota / 8 <= me->quota;
+    const ps_t *me = p->ps;
+    return ps_cache_bytes(me) + me->quota / 8 <= me->quota ||
+           (backlog(p) == 0 && p->appended <= p->mt_durable);
 }
 
 /* the owed or unsolicited ack to the agent of @p, if it is due: ACK_OK, or
@@ -441,7 +486,7 @@ static void ack_agent(ps_pair_t *p)
         p->ack_owed = false; /* the agent learns it with its next PairOpen */
         return;
     }
-    bool release = p->said_full && room_back(me);
+    bool release = p->said_full && room_back(p);
     bool news = eff_durable(p) > p->told_durable || p->mt_durable > p->told_mt || release;
     if (!p->ack_owed && !news)
         return;
@@ -626,7 +671,7 @@ static void on_write_batch(ps_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
         return;
     }
     if (p->said_full) {
-        if (!room_back(me)) {
+        if (!room_back(p)) {
             /* held: every batch is refused until the agent is told there is room */
             p->full_acks++;
             ack_to(me, p, &r, ss_AckStatus_ACK_FULL, "process server cache full");
@@ -711,8 +756,14 @@ static void fl_clear(ps_pair_t *p)
 {
     p->fl_head = p->fl_n = 0;
     p->fl_bytes = 0;
-    rt_buf_unref(p->held);
-    p->held = NULL;
+    /* built, not sent: gone; one still on a worker is released when it is back */
+    for (; p->zq_n > 0; p->zq_n--, p->zq_head = (p->zq_head + 1) % PS_ZJOBS) {
+        zjob_t *z = &p->zj[p->zq[p->zq_head]];
+        z->queued = false;
+        if (!z->busy)
+            zjob_release(z);
+    }
+    p->zq_bytes = 0;
 }
 
 /* forward from @d + 1 again. @return RT_ERR when the spool cannot: in
@@ -881,17 +932,20 @@ static void on_mt_ack(ps_t *me, const ss_WriteAck *a)
     cache_check(me);
 }
 
-/* try to hand the held batch to the route; @return RT_OK when it was taken */
-static int send_held(ps_pair_t *p)
+/* try to hand the batch at the head of the ring to the route; @return
+ * RT_OK when it was taken (and left the ring), RT_AGAIN, or RT_ERR */
+static int send_head(ps_pair_t *p)
 {
     ps_t *me = p->ps;
+    zjob_t *z = &p->zj[p->zq[p->zq_head]];
+    rt_buf_t *out = z->z ? z->z : z->raw;
     ss_Envelope env = ss_Envelope_init_zero;
     env.which_body = ss_Envelope_write_batch_tag;
     env.to_role = RT_ROLE_MT;
     env.corr = p->corr;
-    env.body.write_batch = p->held_wb;
+    env.body.write_batch = z->wb;
     env.body.write_batch.sent_us = rt_now_us();
-    int rc = hub_send_role(me->hub, &me->actor, RT_ROLE_MT, &env, p->held, p->held_len);
+    int rc = hub_send_role(me->hub, &me->actor, RT_ROLE_MT, &env, out, out->len);
     if (rc == RT_AGAIN)
         return RT_AGAIN;
     if (rc != RT_OK) {
@@ -899,19 +953,17 @@ static int send_held(ps_pair_t *p)
         return RT_ERR;
     }
     inflight_t *f = &p->fl[(p->fl_head + p->fl_n++) % PS_INFLIGHT];
-    uint64_t from = p->held_wb.first_seq; /* refined below from the first header */
-    wrec_hdr_t h;
-    if (!(p->held_wb.flags & CODEC_BATCH_LZ4) && wrec_hdr_decode(p->held->data, &h, NULL) == RT_OK)
-        from = h.seq - h.skip;
-    *f = (inflight_t){from, p->held_wb.last_seq, p->held_len};
-    p->fl_bytes += p->held_len;
-    p->raw_sent += p->held_wb.raw_len;
-    p->wire_sent += p->held_len;
+    *f = (inflight_t){z->from, z->wb.last_seq, out->len};
+    p->fl_bytes += out->len;
+    p->raw_sent += z->wb.raw_len;
+    p->wire_sent += out->len;
     p->batches_sent++;
-    if (p->held_wb.flags & CODEC_BATCH_LZ4)
+    if (z->wb.flags & CODEC_BATCH_LZ4)
         p->batches_lz4++;
-    rt_buf_unref(p->held);
-    p->held = NULL;
+    p->zq_bytes -= z->used;
+    p->zq_head = (p->zq_head + 1) % PS_ZJOBS;
+    p->zq_n--;
+    zjob_release(z);
     return RT_OK;
 }
 
@@ -947,8 +999,50 @@ static bool tokens_ok(ps_pair_t *p)
     return false;
 }
 
-/* build the next batch from the spool into p->held; @return RT_OK, SEGLOG_END
- * (nothing to send), RT_AGAIN (no buffer: RESUME), RT_ERR (read failed) */
+/* the compression job, on a worker: only z's buffers' bytes */
+static void zjob_run(void *arg)
+{
+    zjob_t *z = arg;
+    z->zlen = 0;
+    z->rc = codec_compress(z->raw->data, z->used, z->z->data, z->z->cap, &z->zlen);
+}
+
+/* the job's result, on the loop: send the block, or the run when LZ4 did not pay */
+static void zjob_done(zjob_t *z)
+{
+    ps_pair_t *p = z->p;
+    if (z->rc == RT_OK) {
+        z->z->len = (uint32_t)z->zlen;
+        rt_buf_unref(z->raw);
+        z->raw = NULL;
+        z->wb.flags |= CODEC_BATCH_LZ4;
+        if (p->ps->bandwidth) /* build() charged the raw size */
+            p->tokens += (double)z->used - (double)z->zlen;
+    } else {
+        rt_buf_unref(z->z); /* incompressible: send it raw */
+        z->z = NULL;
+    }
+    z->ready = true;
+}
+
+static void on_zipped(ps_t *me, const rt_msg_t *m)
+{
+    zjob_t *z = rt_work_arg(m);
+    (void)me;
+    if (!z || !z->busy)
+        return;
+    z->busy = false;
+    if (!z->queued) {
+        zjob_release(z); /* discarded by a rewind while it was on the worker */
+    } else {
+        zjob_done(z);
+    }
+    pump(z->p);
+}
+
+/* build the next batch from the spool into the ring (compressing it on a
+ * worker when [ps] compress); @return RT_OK, SEGLOG_END (nothing to send),
+ * RT_AGAIN (no buffer or slot: RESUME or a completion), RT_ERR (read failed) */
 static int build(ps_pair_t *p)
 {
     ps_t *me = p->ps;
@@ -958,8 +1052,18 @@ static int build(ps_pair_t *p)
         max = p->sync_done; /* the pass's last batch ends exactly there */
     if (p->sent >= max)
         return SEGLOG_END;
-    if (!p->it && rewind_to(p, p->sent) != RT_OK)
-        return RT_ERR;
+    zjob_t *z = NULL;
+    for (unsigned i = 0; i < PS_ZJOBS && !z; i++)
+        if (!p->zj[i].busy && !p->zj[i].queued)
+            z = &p->zj[i];
+    if (!z)
+        return RT_AGAIN; /* discarded batches still on a worker: their completion pumps */
+    if (!p->it) {
+        /* the ring's batches were never sent: rebuild them too */
+        uint64_t d = p->zq_n ? p->zj[p->zq[p->zq_head]].from - 1 : p->sent;
+        if (rewind_to(p, d) != RT_OK)
+            return RT_ERR;
+    }
     size_t target = batch_target(me);
     rt_buf_t *raw = rt_buf_alloc_for(me->node, &me->actor, target);
     if (!raw)
@@ -987,14 +1091,16 @@ static int build(ps_pair_t *p)
     wrec_cursor_t c;
     wrec_hdr_t h;
     uint32_t count = 0;
-    uint64_t first = 0;
+    uint64_t first = 0, from = 0;
     wrec_cursor_init(&c, raw->data, used);
     while (wrec_cursor_next(&c, &h, NULL, NULL) == RT_OK) {
-        if (!count)
+        if (!count) {
             first = h.seq;
+            from = h.seq - h.skip;
+        }
         count++;
     }
-    ss_WriteBatch *wb = &p->held_wb;
+    ss_WriteBatch *wb = &z->wb;
     memset(wb, 0, sizeof *wb);
     snprintf(wb->pair, sizeof wb->pair, "%s", p->id);
     wb->first_seq = first;
@@ -1004,36 +1110,44 @@ static int build(ps_pair_t *p)
     wb->epoch = p->epoch;
     if (last == p->sync_done)
         wb->flags |= CODEC_BATCH_SYNC_DONE;
-    p->held = raw;
-    p->held_len = (uint32_t)used;
-    if (me->compress) {
-        rt_buf_t *z = rt_buf_alloc(me->node, codec_worth(used) ? codec_worth(used) : 1);
-        size_t zlen = 0;
-        if (z && codec_compress(raw->data, used, z->data, z->cap, &zlen) == RT_OK) {
-            z->len = (uint32_t)zlen;
-            rt_buf_unref(raw);
-            p->held = z;
-            p->held_len = (uint32_t)zlen;
-            wb->flags |= CODEC_BATCH_LZ4;
-        } else {
-            rt_buf_unref(z); /* incompressible, or no buffer: send it raw */
-        }
-    }
+    z->raw = raw;
+    z->z = NULL;
+    z->used = (uint32_t)used;
+    z->from = from;
+    z->queued = true;
+    z->ready = false;
+    p->zq[(p->zq_head + p->zq_n++) % PS_ZJOBS] = (unsigned)(z - p->zj);
+    p->zq_bytes += used;
     p->sent = last;
     if (me->bandwidth)
-        p->tokens -= (double)p->held_len;
+        p->tokens -= (double)used; /* the compressed size is given back when known */
+    if (me->compress)
+        z->z = rt_buf_alloc(me->node, codec_worth(used) ? codec_worth(used) : 1);
+    if (!z->z) {
+        z->ready = true; /* not compressing, or no buffer: send it raw */
+        return RT_OK;
+    }
+    z->busy = true;
+    if (used < PS_ZINLINE || rt_work_submit(&me->actor, zjob_run, z, PS_SIG_ZIPPED, 0) != RT_OK) {
+        /* small (cheaper here than a thread hop), or the workers' queue is full */
+        z->busy = false;
+        zjob_run(z);
+        zjob_done(z);
+    }
     return RT_OK;
 }
 
 static void pump(ps_pair_t *p)
 {
     for (unsigned guard = 0; guard < 4 * PS_INFLIGHT && p->fwd == FWD_OPEN; guard++) {
-        if (p->held) {
-            if (send_held(p) != RT_OK)
+        if (p->zq_n > 0 && p->zj[p->zq[p->zq_head]].ready) {
+            if (send_head(p) != RT_OK)
                 return;
             continue;
         }
-        if (p->fl_n == PS_INFLIGHT || p->fl_bytes >= PS_WINDOW || !tokens_ok(p))
+        /* what is in the ring goes in flight next: count it in the window */
+        if (p->zq_n == PS_ZJOBS || p->fl_n + p->zq_n >= PS_INFLIGHT ||
+            p->fl_bytes + p->zq_bytes >= PS_WINDOW || !tokens_ok(p))
             return;
         int r = build(p);
         if (r == RT_ERR)
@@ -1153,6 +1267,9 @@ static void ps_dispatch(rt_actor_t *actor, const rt_msg_t *m)
         break;
     case PS_SIG_PUMP:
         pump_all(me);
+        break;
+    case PS_SIG_ZIPPED:
+        on_zipped(me, m);
         break;
     case ss_Envelope_pair_open_tag:
         if (env->body.pair_open.reply)

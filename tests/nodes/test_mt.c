@@ -237,6 +237,70 @@ static void test_bad_records_refused(void **state)
     check_image(14, false);
 }
 
+/* batches checked on two workers at once are still appended in sequence
+ * order: a train of big LZ4 batches (checked on a worker) and small raw ones
+ * (checked on the loop, done first) lands whole; and nothing behind a bad
+ * batch of a train is appended, however early its check finished */
+static void test_pipeline_keeps_order(void **state)
+{
+    (void)state;
+    static uint8_t run[1u << 20], z[1u << 20];
+    fx_up("");
+    assert_int_equal(rt_work_set_workers(F.node, 2), RT_OK);
+    F.ps.compressible = true;
+    ps_open();
+    uint64_t seq = 0;
+    for (int i = 0; i < 30; i++) {
+        uint64_t n = i % 3 == 0 ? 48 : i % 3 == 1 ? 10 : 2; /* 200K, 42K, 8K of records */
+        assert_int_equal(peer_send_batch(&F.ps, seq + 1, seq + n, i % 3 ? 0 : CODEC_BATCH_LZ4),
+                         RT_OK);
+        seq += n;
+    }
+    RUN_UNTIL(F.loop, F.ps.max_durable >= seq, 10);
+    assert_int_equal(F.ps.max_durable, seq);
+    assert_int_equal(F.ps.bad + F.ps.full, 0);
+    mt_pair_info_t mi;
+    assert_int_equal(mt_pair_info(F.mt, "p1", &mi), RT_OK);
+    assert_int_equal(mi.batches, 30);
+    assert_int_equal(mi.dup_batches, 0);
+    assert_int_equal(mi.last_seq, seq);
+
+    /* a bad LZ4 batch (a payload byte changed after capture), then good ones */
+    uint64_t bad_first = seq + 1, bad_last = seq + 48;
+    size_t n = dp_run(bad_first, bad_last, BLOCK, true, run, sizeof run);
+    run[n - 7] ^= 0x40;
+    size_t zl = 0;
+    assert_int_equal(codec_compress(run, n, z, sizeof z, &zl), RT_OK);
+    ss_WriteBatch wb = {.first_seq = bad_first, .last_seq = bad_last, .count = 48,
+                        .flags = CODEC_BATCH_LZ4, .raw_len = (uint32_t)n};
+    snprintf(wb.pair, sizeof wb.pair, "p1");
+    int acks = F.ps.acks;
+    assert_int_equal(peer_send_raw(&F.ps, &wb, z, zl), RT_OK);
+    uint64_t after = bad_last;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(peer_send_batch(&F.ps, after + 1, after + 2, 0), RT_OK);
+        after += 2;
+    }
+    RUN_UNTIL(F.loop, F.ps.acks >= acks + 5, 10);
+    assert_int_equal(F.ps.acks, acks + 5);
+    assert_int_equal(F.ps.bad, 1);
+    assert_int_equal(F.ps.max_durable, seq); /* nothing past the bad batch */
+    assert_int_equal(mt_pair_info(F.mt, "p1", &mi), RT_OK);
+    assert_int_equal(mi.bad_batches, 1);
+    assert_int_equal(mi.last_seq, seq);
+    assert_int_equal(mi.batches, 30);
+
+    /* resent good, the rest follows */
+    F.ps.compressible = true;
+    assert_int_equal(peer_send_batch(&F.ps, bad_first, bad_last, CODEC_BATCH_LZ4), RT_OK);
+    assert_int_equal(peer_send_batch(&F.ps, bad_last + 1, after, 0), RT_OK);
+    RUN_UNTIL(F.loop, F.ps.max_durable >= after, 10);
+    assert_int_equal(F.ps.max_durable, after);
+    fx_down();
+    check_image(after, true);
+    check_image(seq, true);
+}
+
 static void test_duplicates_and_gaps(void **state)
 {
     (void)state;
@@ -427,6 +491,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_apply_raw_and_lz4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_records_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_keeps_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates_and_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_and_consistent_seq, setup, teardown),
         cmocka_unit_test(test_batch_check_verdicts),

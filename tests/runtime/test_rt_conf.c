@@ -210,7 +210,7 @@ static void test_errors(void **state)
     (void)state;
     expect_error("[node]\nname = a\nroles = ps\ncolour = red\n",
                  "4: [node] colour: unknown key (expected one of name, roles, data_dir, memory, "
-                 "msg_slots, log_level)");
+                 "msg_slots, log_level, workers)");
     expect_error("[node]\nname = a\nroles = ps\n\n[disks]\nx = 1\n",
                  "5: [disks]: unknown section (expected one of node, trace, tls, listen, link, "
                  "peer NAME, console, agent, disk NAME, ps, mt)");

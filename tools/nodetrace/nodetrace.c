@@ -304,15 +304,24 @@ out:
     return rc;
 }
 
+/* the last two components of @path ("primary/trace.pb"): fetched traces are
+ * DIR/NODE/NAME and every node's file has the same NAME */
+static const char *short_name(const char *path)
+{
+    const char *p = path + strlen(path);
+    int slashes = 0;
+    while (p > path && !(p[-1] == '/' && ++slashes == 2))
+        p--;
+    return *p ? p : path;
+}
+
 /* the page's title (the files) and the filters, as text */
 static void describe_run(int argc, char **argv, const opts_t *o, char *title, size_t tlen,
                          char *filters, size_t flen)
 {
     size_t n = 0;
-    for (int i = optind; i < argc && n < tlen; i++) {
-        const char *base = strrchr(argv[i], '/');
-        n += (size_t)snprintf(title + n, tlen - n, "%s%s", n ? " " : "", base ? base + 1 : argv[i]);
-    }
+    for (int i = optind; i < argc && n < tlen; i++)
+        n += (size_t)snprintf(title + n, tlen - n, "%s%s", n ? " " : "", short_name(argv[i]));
     n = 0;
     const char *name[4] = {"pair", "actor", "machine", "node"};
     const char *val[4] = {o->filter.pair, o->filter.actor, o->filter.machine, o->filter.node};

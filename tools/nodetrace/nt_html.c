@@ -8,16 +8,22 @@
  * JSON, because a million transitions must still load quickly: a table of the
  * strings used, the lanes (node, actor), the distinct transitions (machine,
  * from, event, to, refused), and five integers per record (time delta,
- * lane, transition, detail, pair). The chart graphs are the SVG files that
- * make fsm-dot draws from `ragel -V -p` (MACHINE.svg in the charts folder),
- * inlined; the page's script finds the state names in them and highlights
- * the visited transitions.
+ * lane, transition, detail, pair). Each lane also names the peer its records
+ * name (an accepted link's actor is named by an address; the hello says who
+ * it is). The chart graphs are the SVG files that make fsm-dot draws from
+ * `ragel -V -p` (MACHINE.svg in the charts folder), inlined; the page's
+ * script finds the state names in them and highlights the visited
+ * transitions. Ragel labels the edges with event numbers, so the page also
+ * gets the event names of the charts this build knows (link, pair).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsm.pb.h"
+#include "nodes/agent/pair_fsm.h"
 #include "nodetrace.h"
+#include "rt_link_fsm.h"
 
 #define SVG_MAX (8u << 20) /* larger chart drawings are not inlined */
 
@@ -96,6 +102,7 @@ typedef struct page {
     tuples_t lanes;          /* (node, actor) in set string ids */
     tuples_t trs;            /* (machine, from, event, to, refused) in page string ids */
     uint32_t *lane_rank;     /* lane index -> position in the sorted lane list */
+    uint32_t *lane_peer;     /* lane index -> the first peer its records name (set id) */
     size_t *recs;            /* indexes of the records shown */
     uint32_t *rec_lane, *rec_tr;
     size_t n;
@@ -158,9 +165,15 @@ static int page_build(page_t *p, const nt_set_t *s, const nt_filter_t *f)
     /* lanes in node order, then actor order */
     uint32_t nl = p->lanes.n, *order = malloc((nl + 1) * sizeof *order);
     p->lane_rank = malloc((nl + 1) * sizeof *p->lane_rank);
-    if (!order || !p->lane_rank) {
+    p->lane_peer = calloc(nl + 1, sizeof *p->lane_peer);
+    if (!order || !p->lane_rank || !p->lane_peer) {
         free(order);
         return RT_ERR;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        uint32_t peer = s->rec[p->recs[i]].peer;
+        if (peer != NT_NO_STR && p->lane_peer[p->rec_lane[i]] == NT_NO_STR)
+            p->lane_peer[p->rec_lane[i]] = page_str(p, peer);
     }
     for (uint32_t i = 0; i < nl; i++)
         order[i] = i;
@@ -181,8 +194,31 @@ static void page_free(page_t *p)
     free(p->rec_lane);
     free(p->rec_tr);
     free(p->lane_rank);
+    free(p->lane_peer);
     tuples_free(&p->lanes);
     tuples_free(&p->trs);
+}
+
+/* "link":["", "start", ...],"pair":[...]: event names by number, for the
+ * charts whose graphs label their edges with numbers */
+static void write_events(FILE *out)
+{
+    static const struct {
+        const char *machine;
+        const char *(*name)(int ev);
+        int max;
+    } charts[] = {
+        {"link", link_fsm_event_name, (int)_ss_LinkEvent_MAX},
+        {"pair", pair_fsm_event_name, (int)_ss_PairEvent_MAX},
+    };
+    for (size_t c = 0; c < sizeof charts / sizeof charts[0]; c++) {
+        fprintf(out, "%s\"%s\":[\"\"", c ? "," : "", charts[c].machine);
+        for (int ev = 1; ev <= charts[c].max; ev++) {
+            fputc(',', out);
+            nt_json_str_html(out, charts[c].name(ev));
+        }
+        fputc(']', out);
+    }
 }
 
 static void write_data(FILE *out, page_t *p, const nt_html_opts_t *o)
@@ -214,7 +250,8 @@ static void write_data(FILE *out, page_t *p, const nt_html_opts_t *o)
     fputs(",\"lanes\":[", out);
     for (uint32_t k = 0; byrank && k < nl; k++) {
         const uint32_t *key = p->lanes.key + (size_t)byrank[k] * 2;
-        fprintf(out, "%s[%u,%u]", k ? "," : "", p->pid[key[0]], p->pid[key[1]]);
+        fprintf(out, "%s[%u,%u,%u]", k ? "," : "", p->pid[key[0]], p->pid[key[1]],
+                p->lane_peer[byrank[k]]);
     }
     fputs("],\"nodes\":[", out);
     uint32_t last = UINT32_MAX;
@@ -237,7 +274,9 @@ static void write_data(FILE *out, page_t *p, const nt_html_opts_t *o)
     for (size_t i = 0; i < noff; i++)
         fprintf(out, "%s[%u,%u,%lld]", i ? "," : "", p->pid[off[i].node], p->pid[off[i].peer],
                 (long long)off[i].offset_us);
-    fputs("],\"r\":[", out);
+    fputs("],\"ev\":{", out);
+    write_events(out);
+    fputs("},\"r\":[", out);
     for (size_t i = 0; i < p->n; i++) {
         const nt_rec_t *r = &s->rec[p->recs[i]];
         fprintf(out, "%s%llu,%u,%u,%u,%u", i ? "," : "",

@@ -54,6 +54,11 @@ APT=$DIR/apt
 SRC=$DIR/src
 CC=${CC:-cc}
 
+# one run at a time per DIR: build folders may share one (WOLFSSL_DIR)
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$DIR/.lock" && flock 9 || exit 1
+fi
+
 say() { echo "  WOLFSSL $*"; }
 log() { echo "== $*" >>"$LOG"; }
 
@@ -73,6 +78,7 @@ step() {
 
 # Debian's codename (bookworm): only entries for this release are turned into
 # deb-src, so third-party repositories that publish no sources are left out.
+# shellcheck disable=SC1091 # the os-release of the machine we run on
 codename() {
   (. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 }
@@ -209,7 +215,10 @@ fetch() {
   fi
   t=$(find "$SRC" -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n 1)
   if [ -z "$got" ] || [ -z "$t" ] || [ ! -f "$t/configure.ac" ]; then
-    why=$(grep -m1 '^\(Err\|E\):' "$LOG" | cut -c1-160)
+    # apt says "Err:N URI SUITE FILE" and the cause on the next line
+    why=$(awk '/^Err:/ { u = $2 " " $3 " " $4; getline; sub(/^[ \t]+/, "");
+                         print u ": " $0; exit }
+               /^E:/ { print; exit }' "$LOG" | cut -c1-200)
     echo "wolfssl: cannot fetch Debian's wolfssl source package: ${why:-see $LOG}" |
       tee "$DIR/unavailable"
     return 1
@@ -240,6 +249,11 @@ hw_options() {
 }
 
 build() {
+  lib=$DIR/install/lib/libwolfssl.a
+  # another run (sharing DIR) may have built it while we waited for the lock
+  if [ -f "$lib" ] && [ -n "$(find "$lib" -newer "$0")" ]; then
+    return 0
+  fi
   r=$(fetch) || { echo "$r" >&2; return 1; }
   ver=$(sed -n 1p "$SRC/done")
   t=$(tree)

@@ -12,6 +12,9 @@
 // counted per pixel column and drawn as a density bar, so a million
 // transitions stay responsive. Lane labels and charts are DOM elements with
 // data attributes, so a headless browser's --dump-dom shows what was drawn.
+// State bands use fixed colours for the states of the product's charts
+// (healthy green, outage orange, catching up yellow, setting up blue), so
+// that an outage stands out; other states get a palette colour each.
 'use strict';
 
 (function () {
@@ -77,8 +80,22 @@
     if (!(m in machineColour)) machineColour[m] = 'hsl(' + (hash(S[m]) % 360) + ',62%,38%)';
     return machineColour[m];
   }
+  var KNOWN_STATES = {
+    up: '#d3efd9', protected: '#d3efd9', reverse_protected: '#d3efd9', failed_back: '#d3efd9',
+    backoff: '#fbd3c4', bitmap_mode: '#fbd3c4', failed_over: '#f3d9f0', test_failover: '#f3d9f0',
+    resyncing: '#fbedb8', initial_sync: '#d6e6fa', reprotecting: '#fbedb8',
+    failing_over: '#f3d9f0', failing_back: '#f3d9f0', committed: '#e4dcf5',
+    init: '#eceef2', created: '#eceef2', connecting: '#e1e4f7', handshake: '#dce9f5',
+    hello: '#d9eff0', paused: '#e8e4d8', closed: '#f0f1f3'
+  };
+  var PALETTE = ['#dfe7fb', '#fde2c8', '#d8f0e6', '#f6d6e0', '#e9e2f8', '#f8f0c7', '#d5eef6',
+    '#ecdfd3', '#e0f0cf', '#f3dcf3'];
+  var paletteNext = 0;
   function scol(s) {
-    if (!(s in stateColour)) stateColour[s] = 'hsl(' + (hash(S[s]) * 7 % 360) + ',70%,90%)';
+    if (!(s in stateColour)) {
+      stateColour[s] = Object.prototype.hasOwnProperty.call(KNOWN_STATES, S[s]) ? KNOWN_STATES[S[s]]
+        : PALETTE[paletteNext++ % PALETTE.length];
+    }
     return stateColour[s];
   }
 
@@ -144,8 +161,13 @@
       d.setAttribute('data-actor', S[ln[1]]);
       d.setAttribute('data-count', String(n));
       d.setAttribute('data-refused', String(laneRefused[i]));
-      d.title = S[ln[0]] + ' / ' + S[ln[1]] + ': ' + n + ' transitions, ' + laneRefused[i] + ' refused';
+      var peer = S[ln[2]] || '';
+      if (peer) d.setAttribute('data-peer', peer);
+      d.title = S[ln[0]] + ' / ' + S[ln[1]] + (peer ? ' (peer ' + peer + ')' : '') + ': ' + n +
+        ' transitions, ' + laneRefused[i] + ' refused';
       d.appendChild(document.createTextNode(S[ln[1]] || '(no actor)'));
+      // an accepted link is named by its address: say who the peer was
+      if (peer && (S[ln[1]] || '').indexOf(peer) < 0) d.appendChild(el('span', 'nt-peer', '\u2190 ' + peer));
       d.appendChild(el('span', 'nt-n', '(' + n + (laneRefused[i] ? ', ' + laneRefused[i] + ' refused' : '') + ')'));
       labels.appendChild(d);
       rows.push({ lane: i, y: y, h: ROW });
@@ -246,16 +268,13 @@
       var l = row.lane, y = row.y + 1, h = row.h - 2;
       // state bands: the state at each pixel column
       var lo0 = laneStart[l], hi0 = laneStart[l + 1];
-      var runStart = 0, runState = -1;
+      var runStart = 0, runState = -1, labels = [];
       var flushRun = function (x1, st) {
         if (st < 0 || x1 <= runStart) return;
         ctx.fillStyle = scol(st);
         ctx.fillRect(runStart, y, x1 - runStart, h);
         var name = S[st];
-        if (x1 - runStart > name.length * 7 + 8) {
-          ctx.fillStyle = '#5a6475';
-          ctx.fillText(name, runStart + 4, y + h - 6);
-        }
+        if (x1 - runStart > name.length * 7 + 8) labels.push([name, runStart + 4, scol(st)]);
       };
       for (var x = 0; x <= W; x += 2) {
         var p = lowerBound(l, tOf(x + 1)) - 1, st = -1;
@@ -308,6 +327,15 @@
         ctx.fillStyle = REFUSED_COLOUR;
         for (xx = 0; xx <= W; xx++) if (refusedAt[xx]) ctx.fillRect(xx - 1, y, 3, 5);
       }
+      // state names over the marks, with a halo of the band's colour
+      ctx.lineWidth = 3;
+      ctx.lineJoin = 'round';
+      labels.forEach(function (lab) {
+        ctx.strokeStyle = lab[2];
+        ctx.strokeText(lab[0], lab[1], y + h - 6);
+        ctx.fillStyle = '#5a6475';
+        ctx.fillText(lab[0], lab[1], y + h - 6);
+      });
     }
   }
 
@@ -439,6 +467,29 @@
     return null;
   }
 
+  // Ragel labels edges with event numbers ("6 / retry", "'\\b' / close",
+  // "1..3, 5 / sync"): the names of the events, where the data has them
+  function eventKey(k) {
+    var m = /^'(.*)'$/.exec(k), esc = { a: 7, b: 8, t: 9, n: 10, v: 11, f: 12, r: 13, '0': 0 };
+    if (/^-?\d+$/.test(k)) return parseInt(k, 10);
+    if (!m) return null;
+    if (m[1].length === 1) return m[1].charCodeAt(0);
+    if (m[1].length === 2 && m[1][0] === '\\') return m[1][1] in esc ? esc[m[1][1]] : m[1].charCodeAt(1);
+    return null;
+  }
+  function eventLabel(machine, label) {
+    var names = D.ev && D.ev[machine], cut = label.indexOf(' / ');
+    if (!names || cut < 0) return label;
+    var out = label.slice(0, cut).split(', ').map(function (item) {
+      var r = item.split('..'), a = eventKey(r[0]), b = r.length === 2 ? eventKey(r[1]) : a;
+      if (a === null || b === null || r.length > 2 || b < a || b - a > 64) return item;
+      var ns = [];
+      for (var e = a; e <= b; e++) ns.push(names[e] || String(e));
+      return ns.join(', ');
+    });
+    return out.join(', ') + label.slice(cut);
+  }
+
   // Ragel's graph (ragel -V -p | dot -Tsvg) numbers its states; the entry
   // edges en_K -> N labelled main_NAME give the names. Edges to err_N are the
   // error action (refusals), to eof_N the end of input (unused here).
@@ -472,7 +523,9 @@
         errEdge[a] = { el: g, text: text, sink: nodes[b] };
         g.style.display = 'none';
       } else {
-        edges.push({ a: a, b: b, el: g, text: text, label: text ? text.textContent : '', events: [], count: 0 });
+        var label = text ? text.textContent : '';
+        if (text) text.textContent = eventLabel(S[c.machine], label);
+        edges.push({ a: a, b: b, el: g, text: text, label: label, events: [], count: 0 });
         g.classList.add('nt-dim');
       }
     });
