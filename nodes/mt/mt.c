@@ -81,6 +81,7 @@ typedef struct mt_pair {
     uint64_t sync_pending;   /* end of a sync pass recorded, not yet durable in the journal */
     bool dirty;              /* appended since the last commit */
     bool ack_owed;
+    uint64_t told;           /* durable_seq of the last ACK_OK the sender took */
     route_t src;
     uint64_t batches, dups, bad;
 } mt_pair_t;
@@ -329,15 +330,20 @@ static int ack_to(mt_t *me, mt_pair_t *p, const route_t *r, uint32_t status, con
     return route_send(me, r, &env);
 }
 
+/* the ack a sender is owed, or news of a commit it was not told yet: an ack
+ * sent from the cron or RESUME between an append and its commit carries the
+ * old durable_seq, and the commit must still say the new one (else the
+ * sender's window stays full with nothing left to send) */
 static void ack_owed(mt_t *me, mt_pair_t *p)
 {
-    if (!p->ack_owed)
+    if (!p->ack_owed && p->durable <= p->told)
         return;
     int rc = ack_to(me, p, &p->src, ss_AckStatus_ACK_OK, NULL);
     if (rc == RT_AGAIN)
         return; /* again on WRITABLE or RESUME */
     if (rc == RT_ERR)
-        p->src = (route_t){NULL, NULL, 0};
+        p->src = (route_t){NULL, NULL, 0}; /* gone: its next PairOpen learns durable */
+    p->told = p->durable;
     p->ack_owed = false;
 }
 

@@ -55,6 +55,7 @@
 #define PS_SPOOL_NAME  "spool"
 #define PS_MARKS       1024u        /* backlog accounting points per pair */
 #define PS_OPEN_RETRY  5.0          /* seconds before a PairOpen to the mt is sent again */
+#define PS_STALL_S 10.0 /* batches in flight and no ack for this long: ask the mt where it is */
 #define PS_HOLD_FULL   1.0          /* seconds to hold after the mt said ACK_FULL */
 #define PS_HOLD_BAD    5.0          /* ... after ACK_BAD_RECORD or a spool read error */
 #define PS_MT_LINKS    8u           /* links to nodes with the mt role we track */
@@ -138,6 +139,7 @@ struct ps_pair {
     fwd_t fwd;
     uint64_t corr;             /* generation of our PairOpen to the mt */
     uint64_t open_sent_us;     /* when it was sent (mono) */
+    uint64_t ack_seen_us;      /* last ack progress, or the first batch in flight (mono) */
     uint64_t hold_until_us;    /* FWD_HOLD: until (mono) */
     bool verify_next;          /* re-read the spool with hash checks (after ACK_BAD_RECORD) */
     uint64_t mt_durable, consistent;
@@ -159,7 +161,7 @@ struct ps_pair {
     uint64_t cum, cum_mark, last_rec;
     uint64_t gran;
     /* counters */
-    uint64_t raw_sent, wire_sent, batches_sent, batches_lz4, bad_acks;
+    uint64_t raw_sent, wire_sent, batches_sent, batches_lz4, bad_acks, stalls;
 };
 
 struct ps {
@@ -910,6 +912,7 @@ static void on_mt_ack(ps_t *me, const ss_WriteAck *a)
         p->consistent = a->consistent_seq;
     if (a->durable_seq > p->mt_durable) {
         p->mt_durable = a->durable_seq;
+        p->ack_seen_us = rt_mono_us();
         while (p->fl_n > 0 && p->fl[p->fl_head].last <= p->mt_durable) {
             p->fl_bytes -= p->fl[p->fl_head].wire;
             p->fl_head = (p->fl_head + 1) % PS_INFLIGHT;
@@ -952,6 +955,8 @@ static int send_head(ps_pair_t *p)
         fwd_down(p); /* no route: wait for a link to the mt */
         return RT_ERR;
     }
+    if (p->fl_n == 0)
+        p->ack_seen_us = rt_mono_us(); /* the stall clock starts with the first in flight */
     inflight_t *f = &p->fl[(p->fl_head + p->fl_n++) % PS_INFLIGHT];
     *f = (inflight_t){z->from, z->wb.last_seq, out->len};
     p->fl_bytes += out->len;
@@ -1217,6 +1222,18 @@ static void cron(ps_t *me)
                 fwd_open(p); /* learn where the mt is, then resend from there */
             break;
         case FWD_OPEN:
+            if (p->fl_n > 0 && now - p->ack_seen_us > (uint64_t)(PS_STALL_S * 1e6)) {
+                /* an ack lost on the way (or a master target that forgot a
+                 * batch): its PairOpen answer says where it is, and the
+                 * spool is resent from there; it applies nothing twice */
+                rt_log(RT_LOG_WARN,
+                       "ps: pair %s: no ack from the master target for %.0f s with %u batches "
+                       "in flight (up to %" PRIu64 "); asking where it is",
+                       p->id, PS_STALL_S, p->fl_n, p->sent);
+                p->stalls++;
+                fwd_open(p);
+                break;
+            }
             pump(p);
             break;
         }
@@ -1354,6 +1371,8 @@ int ps_status(void *ctx, mgmt_status_t *st, rt_json_t *out, char *err, size_t er
         rt_json_u64(out, "batches_sent", p->batches_sent);
         rt_json_u64(out, "batches_lz4", p->batches_lz4);
         rt_json_u64(out, "full_acks", p->full_acks);
+        rt_json_u64(out, "bad_acks", p->bad_acks);
+        rt_json_u64(out, "ack_stalls", p->stalls);
         rt_json_bool(out, "agent_connected", p->agent.link || p->agent.actor);
         rt_json_obj_end(out);
     }

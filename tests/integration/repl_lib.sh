@@ -91,12 +91,29 @@ field() {
     sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
 
+# diag: every node's status as JSON on stderr (the console's node, the
+# secondary, and the files in $DIAG_CONFS), for the log of a failing test
+diag() {
+  for c in "$NODECTL_CONF" "$SECONDARY_CONF" ${DIAG_CONFS:-}; do
+    echo "--- nodectl --conf $c --json status:" >&2
+    "$NODECTL" --conf "$c" --timeout 3 --json status >&2 || true
+    echo >&2
+  done
+}
+
+# wait_state PAIR STATE [WHY]: nodectl wait PAIR --state STATE, or fail with the status
+wait_state() {
+  "$NODECTL" wait "$1" --state "$2" --timeout "$DRAIN_S" > "$T/wait.out" 2>&1 || {
+    diag
+    fail "pair $1 not $2${3:+ after $3}: $(cat "$T/wait.out")"
+  }
+}
+
 # wait_drained PAIR [SECONDS]: nodectl wait PAIR --drained, or fail with the status
 wait_drained() {
   "$NODECTL" wait "$1" --drained --timeout "${2:-$DRAIN_S}" > "$T/wait.out" 2>&1 || {
-    cat "$T/wait.out" >&2
-    "$NODECTL" status >&2 || true
-    fail "pair $1 not drained within ${2:-$DRAIN_S} s"
+    diag
+    fail "pair $1 not drained within ${2:-$DRAIN_S} s: $(cat "$T/wait.out")"
   }
 }
 

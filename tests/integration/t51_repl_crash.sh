@@ -129,8 +129,7 @@ converge() {
   i=0
   while [ "$i" -lt "$DISKS" ]; do
     eval "p=\$PAIR_$i"
-    "$NODECTL" wait "$p" --state protected --timeout "$DRAIN_S" > wait.out 2>&1 ||
-      fail "pair $p not protected after $1: $(cat wait.out)"
+    wait_state "$p" protected "$1"
     wait_drained "$p"
     i=$((i + 1))
   done
@@ -165,6 +164,7 @@ roles_conf() {
   } > "$D/ps.ini"
   sed "s/^endpoint *=.*/endpoint = 127.0.0.1:$amgmt/" "$D/nodectl.ini" > "$D/nodectl-agent.ini"
   NODECTL_CONF=$D/nodectl-agent.ini
+  DIAG_CONFS=$D/ps.ini
   export NODECTL_CONF
 }
 

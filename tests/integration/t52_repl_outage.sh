@@ -57,11 +57,11 @@ fi
 dd if=/dev/urandom of="$SOURCE_0" bs=1M count=24 conv=notrunc status=none
 size=$(stat -c %s "$SOURCE_0")
 
-# stat KEY: the first number named KEY in `nodectl --json status` (pair 0 is
+# jstat KEY: the first number named KEY in `nodectl --json status` (pair 0 is
 # the only pair): raw_sent (ps: record bytes sent to the master target,
 # before LZ4), data_bytes_sent (agent: data bytes read and sent for sync
 # references, resends included)
-stat() {
+jstat() {
   "$NODECTL" --json status | tr '{,' '\n\n' | sed -n "s/^\"$1\":\([0-9]*\)\$/\1/p" | head -1
 }
 
@@ -70,8 +70,8 @@ start_secondary
 "$NODECTL" wait "$PAIR_0" --state protected --timeout "$DRAIN_S" > wait.out 2>&1 ||
   fail "initial sync did not end: $(cat wait.out)"
 wait_drained "$PAIR_0"
-seed_wire=$(stat raw_sent)
-seed_read=$(stat data_bytes_sent)
+seed_wire=$(jstat raw_sent)
+seed_read=$(jstat data_bytes_sent)
 [ "${seed_wire:-0}" -ge $((24 * 1048576)) ] || fail "initial sync sent $seed_wire bytes, expected >= 24 MiB"
 [ "$seed_wire" -le $((24 * 1048576 * 105 / 100)) ] ||
   fail "initial sync sent $seed_wire bytes to the master target for 24 MiB of data: holes not skipped?"
@@ -82,7 +82,7 @@ ok "initial sync: $seed_wire bytes to the master target for 24 MiB of data in a 
 stop_clean secondary
 restore_cmp "$PAIR_0" "$SOURCE_0" before.img
 ok "secondary stopped; its replica equals the source"
-d0=$(stat data_bytes_sent); w0=$(stat raw_sent)
+d0=$(jstat data_bytes_sent); w0=$(jstat raw_sent)
 
 set --
 off=$((32 * 1048576))
@@ -122,7 +122,7 @@ start_secondary
 "$NODECTL" wait "$PAIR_0" --state protected --timeout "$DRAIN_S" > wait.out 2>&1 ||
   fail "not protected after the outage: $(cat wait.out)"
 wait_drained "$PAIR_0"
-d1=$(stat data_bytes_sent); w1=$(stat raw_sent)
+d1=$(jstat data_bytes_sent); w1=$(jstat raw_sent)
 "$NODETRACE" --json $TRACE_FILES > trace.json 2>trace.err || fail "nodetrace: $(cat trace.err)"
 grep '"machine":"pair"' trace.json | grep "\"pair\":\"$PAIR_0\"" |
   sed -n 's/.*"from":"\([a-z_]*\)","event":"[A-Za-z_]*","to":"\([a-z_]*\)".*/\1 -> \2/p' > pair.tr

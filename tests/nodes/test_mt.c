@@ -301,6 +301,24 @@ static void test_pipeline_keeps_order(void **state)
     check_image(seq, true);
 }
 
+/* an ack sent between an append and its commit (from RESUME or the cron)
+ * carries the old durable_seq; the commit must still send the new one */
+static void test_ack_after_early_ack(void **state)
+{
+    (void)state;
+    fx_up("");
+    ps_open();
+    send_wait(1, 4, 0);
+    assert_int_equal(F.ps.max_durable, 4);
+    int acks = F.ps.acks;
+    assert_int_equal(peer_send_batch(&F.ps, 5, 8, 0), RT_OK);
+    /* queued behind the batch: handled before the commit timer fires */
+    assert_int_equal(rt_post(mt_actor(F.mt), NULL, RT_SIG_RESUME, NULL, 0, NULL), RT_OK);
+    RUN_UNTIL(F.loop, F.ps.max_durable >= 8, 5);
+    assert_int_equal(F.ps.max_durable, 8);
+    assert_true(F.ps.acks >= acks + 1);
+}
+
 static void test_duplicates_and_gaps(void **state)
 {
     (void)state;
@@ -492,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_raw_and_lz4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_records_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_keeps_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_after_early_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates_and_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_and_consistent_seq, setup, teardown),
         cmocka_unit_test(test_batch_check_verdicts),

@@ -106,6 +106,14 @@ stop_all() {
     done
 }
 
+# build_in_tree TARGET...: make TARGET in this build folder, with the wolfSSL
+# variant the folder was built with ($WOLFSSL_VARIANT, from the Makefile's
+# stamp), so that a bench run never switches it (that would recompile everything)
+build_in_tree() {
+    timeout 900 make --no-print-directory -C "$ROOT" BUILD="$BUILD" \
+        ${WOLFSSL_VARIANT:+WOLFSSL=$WOLFSSL_VARIANT} "$@"
+}
+
 # port: a TCP port on 127.0.0.1 that was free a moment ago
 port() { "$BIN/linkbench" port; }
 

@@ -37,10 +37,11 @@ fio_label() {
     esac
 }
 
-# fio_rows PREFIX GROUP URI [BASE]: every fio row against URI as PREFIX_fio_*;
-# with BASE, also the ratio PREFIX/BASE of each row (goal >= 0.9)
+# fio_rows PREFIX GROUP URI [BASE [AFTER]]: every fio row against URI as
+# PREFIX_fio_*; with BASE, also the ratio PREFIX/BASE of each row (goal >=
+# 0.9); with AFTER, the command AFTER ROW_NAME runs after each row
 fio_rows() {
-    local pre=$1 g=$2 uri=$3 base=${4:-} row name rw bs qd out iops mbps p99 unit metric val cmd
+    local pre=$1 g=$2 uri=$3 base=${4:-} after=${5:-} row name rw bs qd out iops mbps p99 unit metric val cmd
     for row in $FIO_ROWS; do
         IFS=: read -r name rw bs qd <<EOF
 $row
@@ -62,6 +63,7 @@ EOF
         fi
         [ -n "$base" ] && ratio "${pre}_vs_${base}_fio_${name}" "$g" "  ratio vs $base" ">= 0.9" \
             "${pre}_fio_${name}_$metric" "${base}_fio_${name}_$metric"
+        [ -n "$after" ] && "$after" "$name"
     done
 }
 
@@ -115,8 +117,7 @@ step_tap() {
     local g="agent tap alone" srv=$BUILD/it-bin/nbdserve scratch=$TMP/tap.img pf=$TMP/tap.port
     local pid uri i=0
     group "Agent NBD tap alone, no replication (it-bin/nbdserve), vs nbdkit"
-    [ -x "$srv" ] || timeout 600 make --no-print-directory BUILD="$BUILD" "$srv" \
-        >"$LOG/nbdserve-build.log" 2>&1
+    [ -x "$srv" ] || build_in_tree "$srv" >"$LOG/nbdserve-build.log" 2>&1
     if [ ! -x "$srv" ]; then
         na tap_nbdcopy_seconds "$g" "nbdcopy of the test image" s "" \
             "n/a (not built yet: $srv)"

@@ -7,7 +7,9 @@
 #   report_json FILE   every figure: value (null when n/a), unit, goal, the
 #                      command that measured it and a note
 #   report_summary     the figures issue 3 asks for, on stdout
-#   report_doc FILE    docs/PERFORMANCE.md: method, how to reproduce, the table
+#   report_doc FILE    docs/PERFORMANCE.md: method, how to reproduce, the table,
+#                      and tools/bench/findings.md (the reading of a reviewed
+#                      run, written by hand) when it exists
 
 # json_str TEXT: TEXT as a JSON string literal (control characters dropped)
 json_str() {
@@ -24,8 +26,10 @@ report_json() {
         printf '  "host": {"cpus": %s, "kernel": %s, "cpu": %s, "loadavg_at_start": %s},\n' \
             "$(nproc)" "$(json_str "$(uname -sr)")" "$(json_str "$CPU_MODEL")" \
             "$(json_str "$LOAD_AVG")"
-        printf '  "params": {"image_mib": %s, "image_bytes": %s, "link_bytes": %s, "fio_seconds": %s},\n' \
-            "$IMG_MIB" "${IMG_BYTES:-0}" "$LINK_BYTES_N" "$FIO_SECONDS"
+        printf '  "params": {"image_mib": %s, "image_bytes": %s, "link_bytes": %s, "fio_seconds": %s, "lag_rates_mbps": [%s], "lag_bs": %s, "lag_depth": %s, "lag_poll_ms": %s, "wolfssl": %s},\n' \
+            "$IMG_MIB" "${IMG_BYTES:-0}" "$LINK_BYTES_N" "$FIO_SECONDS" \
+            "$(printf '%s' "$LAG_RATES" | tr -s ' ' ',')" "$LAG_BS" "$LAG_DEPTH" "$LAG_POLL_MS" \
+            "$(json_str "${WOLFSSL_VARIANT:-unknown}")"
         printf '  "figures": {'
         # fields: KEY GROUP LABEL VALUE UNIT GOAL CMD NOTE (empty fields kept)
         awk -F'\t' '
@@ -55,18 +59,31 @@ row() {
 }
 
 report_summary() {
+    local r row name
     printf '\nIssue 3 figures (goals: faster than rsync, >= 0.9x nbdkit, p99 lag < 1 s)\n'
     printf '  %-44s %s (rsync %s)\n' "initial sync until drained, speed vs rsync" \
         "$(row ours_vs_rsync_initial_sync)" "$(row rsync_full_seconds)"
     printf '  %-44s %s (slowest stage %s)\n' "initial sync vs slowest physical stage" \
         "$(row ours_vs_slowest_stage_initial_sync)" "$(row slowest_stage_mbps)"
+    printf '  %-44s %s (one-process demo: %s)\n' "  the same, noded --demo, vs rsync" \
+        "$(row ours_demo_vs_rsync_initial_sync)" "$(row ours_demo_initial_sync_seconds)"
     printf '  %-44s %s (nbdkit %s)\n' "nbdcopy into our export vs nbdkit file" \
         "$(row ours_vs_nbdkit_nbdcopy)" "$(row nbdkit_nbdcopy_seconds)"
+    for row in $FIO_ROWS; do
+        name=${row%%:*}
+        printf '  %-44s %s\n' "$(fio_label "$name") vs nbdkit" "$(row "ours_vs_nbdkit_fio_$name")"
+    done
     printf '  %-44s %s / %s\n' "lag p50 / p99" "$(row ours_lag_p50_ms)" "$(row ours_lag_p99_ms)"
     printf '  %-44s %s\n' "backlog grows" "$(row ours_backlog_grows)"
     printf '  %-44s %s\n' "noded size, stripped" "$(row ours_noded_bytes)"
-    printf '  %-44s %s\n' "noded idle RSS" "$(row ours_idle_rss_kib)"
+    printf '  %-44s %s\n' "noded idle RSS (demo)" "$(row ours_idle_rss_kib)"
     printf '  %-44s %s\n' "replica identical to the source (1 = yes)" "$(row ours_replica_identical)"
+    printf '\nIssue 5 lag rows (goals: p99 < 100 ms at 100 MB/s, no backlog growth at 200 MB/s)\n'
+    for r in $LAG_RATES; do
+        printf '  %-44s rate %s, p50 %s, p99 %s, grows %s\n' "$r MB/s of random writes" \
+            "$(row "ours_lag_r${r}_achieved_mbps")" "$(row "ours_lag_r${r}_p50_ms")" \
+            "$(row "ours_lag_r${r}_p99_ms")" "$(row "ours_lag_r${r}_backlog_grows")"
+    done
 }
 
 # md_table: the record as markdown tables, one per group, in record order
@@ -133,35 +150,85 @@ All stages work on one test image: a 1 GiB ext4 file system made with
 - **Agent NBD tap alone**: the same on `build/it-bin/nbdserve` (the agent's
   NBD server with its capture hook, no replication; the run builds it if
   it is missing): what the tap costs before anything ships.
-- **secondsite**: `noded --demo` with one disk of the image's size: idle RSS;
-  `nbdcopy` of the image into `$NBD_URI_0`, then `nodectl wait $PAIR_0
-  --drained` (initial sync until every acknowledged write is durable at the
-  master target), against rsync and the slowest stage; the fio rows with
-  replication running, against nbdkit; lag from acknowledged to durable
-  (p50, p99) under sustained random writes; noded's stripped size (static
-  when `make STATIC=1` links). At the end the demo is drained and stopped,
-  the replica is rebuilt with `nodectl restore --offline` and compared with
-  the source disk: if it differs, the figures are void. A row says "n/a (not
-  built yet ...)" while noded cannot do it.
+- **secondsite**: deployed as two appliances, two processes on this
+  machine (`noded -c secondary.ini`, the master target, and `noded -c
+  primary.ini`, the agent and the process server, from the folder of
+  `noded --demo DIR --init-only`), linked over loopback mutual TLS, as
+  rsync runs one process on each side; one protected disk of the image's
+  size. `nbdcopy --flush` of the image into `$NBD_URI_0`, then `nodectl
+  wait $PAIR_0 --drained` (every write the agent acknowledged is durable at
+  the master target): the initial sync, against rsync and the slowest
+  stage, and the nbdcopy alone against nbdkit; the fio rows with
+  replication running, against nbdkit, each starting from a drained pair
+  (the time to drain again after each row is a row of its own). The lag
+  rows run on a pair of their own. Then `noded --demo DIR` (both
+  appliances in one process on one loop, the embedded default) gives the
+  idle RSS and its own initial sync, to show what one shared loop costs.
+  After each run the pair is drained, the nodes stopped, the replica
+  rebuilt with `nodectl restore --offline` and compared with the source
+  disk with `cmp`: if it differs (or never drained), the figures of that
+  run are void and the table says so.
+- **Lag** (`tools/bench/lagbench.c`): from a write acknowledged at the agent
+  to the moment it is durable at the master target, under sustained random
+  writes at fixed rates (64 KiB writes at random aligned offsets, at most
+  16 in flight, open loop: write *i* is due at *t0 + i x size / rate*, so a
+  slow export shows as a lower achieved rate, which is reported). One
+  program, one monotonic clock: its writer timestamps every NBD reply, and
+  a sampler thread holds one management session (mutual TLS, like nodectl)
+  and asks `pair-show` every 5 ms for `source_seq`, `mt_durable_seq`,
+  `backlog_bytes` and `rpo_lag_ms`. The agent numbers writes in the order
+  it replies and nothing else writes, so reply *i* is sequence *base + i +
+  1* (checked: the sequences the load used must equal the writes). A write
+  became durable between the look before the first answer showing
+  `mt_durable_seq` past it and that answer: the table gives the upper
+  bound (reply to that answer) as the lag, with the lower bound in the note
+  and the sampling resolution (look to next answer; it grows when noded's
+  loop is busy) as a row. The status field `rpo_lag_ms` is the age of the
+  oldest write not yet durable at one instant, not a per-write lag; its p99
+  over the looks is shown for comparison. The backlog grows when the mean
+  `backlog_bytes` of the last third of the load exceeds that of the first
+  third by more than 4 MiB and at more than 2 % of the write rate. The
+  pair must stay protected during the load (bitmap mode voids the row).
+- **Footprint**: the static appliance build (`make build/noded-static`,
+  the same objects linked with `-static`) and the dynamic `noded`, both
+  stripped; the idle RSS of each appliance run as its own process
+  (`noded -c primary.ini`, `noded -c secondary.ini` from `noded --demo DIR
+  --init-only`), static build.
+- **Profile** (full runs): two appliances of their own, so the rows above
+  run without a profiler, repeat the initial sync, the fio depth-1 row and
+  the lag load at 100 MB/s, each twice: under `perf record --call-graph
+  dwarf` attached to both (CPU by thread: each appliance's loop and its
+  workers; own CPU time per symbol; noded's functions with everything they
+  call, so a system call counts for the function that made it), and under
+  `perf trace -s` (time inside each system call of each
+  appliance's loop thread, blocked time included; `epoll_wait` is the
+  loop's idle time, and includes about 1 s before the work starts).
+  Whole reports: `build/bench-log/perf-*`.
 
 ## How to reproduce
 
 ```
 make bench                      # full run, 1 GiB image, 10 s per fio row
-BENCH_QUICK=1 tools/bench/run   # smoke run: 64 MiB, 2 s per fio row, no doc
+BENCH_QUICK=1 tools/bench/run   # smoke run: 64 MiB, 2 s per fio row, one lag rate, no doc
 ```
 
 Knobs (environment): `BUILD` (build folder, default `build`),
 `BENCH_QUICK=1`, `BENCH_SIZE_MIB` (image size), `BENCH_SECONDS` (fio
 runtime per row), `BENCH_JSON` (output file, default `$BUILD/bench.json`),
 `BENCH_DOC` (this page; `none` to skip), `BENCH_STATIC=0` (skip the static
-noded build), `BENCH_STEPS` (a subset of `stages rsync nbdkit tap ours
-footprint`). Logs of the last run are in `$BUILD/bench-log/`.
+noded build), `BENCH_LAG_RATES` (MB/s, default `50 100 200`),
+`BENCH_LAG_BS`, `BENCH_LAG_DEPTH`, `BENCH_LAG_POLL_MS`, `BENCH_DRAIN_S`
+(bound on each wait for drained), `BENCH_STEPS` (a subset of `stages rsync
+nbdkit tap ours footprint profile`), `BENCH_KEEP_PERF=1` (keep the perf
+data for `perf report -i` by hand). Logs of the last run, with the lag
+samples (`lag-RATE.tsv`) and the perf reports, are in `$BUILD/bench-log/`.
+`make bench` measures the wolfSSL the build folder links (`WOLFSSL=hw`, the
+default, or `WOLFSSL=system`); the run header says which.
 
 ## Last run
 EOF
-        printf '\n%s, %s, %s CPUs (%s, load average %s at the start), %s; image %s MiB, fio %s s per row%s.\n' \
-            "$RUN_DATE" "$(uname -sr)" "$(nproc)" "$CPU_MODEL" "$LOAD_AVG" \
+        printf '\n%s, %s, %s CPUs (%s, load average %s at the start), wolfSSL %s; %s; image %s MiB, fio %s s per row%s.\n' \
+            "$RUN_DATE" "$(uname -sr)" "$(nproc)" "$CPU_MODEL" "$LOAD_AVG" "${WOLFSSL_VARIANT:-?}" \
             "$(value data_image_files) files" "$IMG_MIB" "$FIO_SECONDS" \
             "$([ "$QUICK" = 1 ] && echo ', quick mode (not representative)')"
         md_table
@@ -170,5 +237,11 @@ EOF
 Ratios are "ours / baseline" as speeds: above 1 means secondsite is faster.
 Every figure, with the command that measured it, is in `build/bench.json`.
 EOF
+        # the reading of a reviewed run, written by hand (dated inside), from
+        # its first heading on (its licence comment is this file's already)
+        if [ -f "$ROOT/tools/bench/findings.md" ]; then
+            printf '\n'
+            sed -n '/^## /,$p' "$ROOT/tools/bench/findings.md"
+        fi
     } >"$out.tmp" && mv "$out.tmp" "$out"
 }
