@@ -23,9 +23,12 @@
  * only), and the bits are cleared once the records are committed. The
  * shipper turns a SYNCREF into a DATA record with the disk's current
  * contents (a ZERO record if they read as zeros). The pass ends with the
- * seq of its last record (sync_end): the batch ending there carries
- * BATCH_SYNC_DONE, records of the pass before it carry INTERIOR, and the
- * pass is done (SYNC_DONE) once the master target has it durably.
+ * seq of its last record (sync_end), or later, at the last write captured
+ * when one of its references was read (read_upto: the data read holds
+ * every write up to there, so the replica holds part of them before): the
+ * batch ending there carries BATCH_SYNC_DONE, records of the pass before it
+ * carry INTERIOR, and the pass is done (SYNC_DONE) once the master target
+ * has it durably.
  *
  * Shipping: a session per pair opens with PairOpen (at start when the ps is
  * local, on every RT_SIG_LINK_UP from a ps otherwise) and resumes from the
@@ -142,6 +145,8 @@ struct agent_pair {
     bool walk_done;                /* the walk found no more bits; sync_end is set */
     uint64_t walk_pos;             /* next block to look at */
     uint64_t pass_last;            /* seq of the last record the walk appended in this pass */
+    uint64_t read_upto;            /* captured when a sync reference of the pass was last read:
+                                      its data holds every write up to there */
     uint64_t pass_total;           /* dirty bytes when the pass started (progress) */
     syncq_t sq[AGENT_SYNC_Q];
     unsigned sq_head, sq_count;
@@ -513,8 +518,14 @@ static void pass_start(agent_pair_t *p, bool full)
         m.flags &= ~(uint64_t)META_SEEDED;
         m.sync_from = 0;
     }
-    if (!m.sync_from)
+    if (!m.sync_from) {
         m.sync_from = p->captured + 1;
+        p->read_upto = 0;
+    } else if (p->captured > p->read_upto) {
+        /* a pass resumed (after a restart): what it read before may hold
+         * any write captured so far */
+        p->read_upto = p->captured;
+    }
     if (bitmap_dirty_blocks(p->bm) > 0)
         m.sync_end = 0; /* the walk decides */
     meta_save(p, &m);
@@ -682,8 +693,11 @@ static int walk_piece(agent_pair_t *p, uint64_t *first, uint64_t *count)
 /* the walk found no more bits: the pass's end is its last record */
 static void walk_finish(agent_pair_t *p)
 {
-    if (p->pass_last == 0) {
-        /* nothing appended in this pass (a restart right at its end): one
+    if (p->pass_last == 0 || p->send_next > p->pass_last) {
+        /* nothing appended in this pass (a restart right at its end), or its
+         * last record was shipped before the walk knew it was the last (so
+         * as INTERIOR, without BATCH_SYNC_DONE, and the replica would have
+         * no consistent point after the pass until a later write): one
          * small reference carries the end of the pass to the replica */
         wrec_hdr_t h = {.flags = WREC_F_SYNCREF, .offset = 0,
                         .len = (uint32_t)(p->size < BITMAP_BLOCK ? p->size : BITMAP_BLOCK)};
@@ -764,6 +778,15 @@ static int ship_fail(agent_pair_t *p, rt_buf_t *buf, const char *what)
     return RT_AGAIN;
 }
 
+/* Where the pass in progress ends (0: not known yet): at its last record,
+ * or later when a sync reference was read after later writes, as their data
+ * is then in it: the replica is consistent only once those writes are too. */
+static uint64_t pass_end(const agent_pair_t *p)
+{
+    uint64_t e = meta(p)->sync_end;
+    return e && p->read_upto > e ? p->read_upto : e;
+}
+
 /* Build one batch from send_next into @buf. *flags gets BatchFlag bits.
  * @return the records, 0 if none is there, RT_ERR (the reason in a->err). */
 static int fill_batch(agent_pair_t *p, rt_buf_t *buf, uint32_t *used, uint64_t *first,
@@ -771,9 +794,9 @@ static int fill_batch(agent_pair_t *p, rt_buf_t *buf, uint32_t *used, uint64_t *
 {
     agent_t *a = p->a;
     const bitmap_meta_t *m = meta(p);
-    uint64_t max_seq = p->captured;
-    if (m->sync_end && p->send_next <= m->sync_end && m->sync_end < max_seq)
-        max_seq = m->sync_end; /* a batch ends where the pass does */
+    uint64_t max_seq = p->captured, end = pass_end(p);
+    if (end && p->send_next <= end && end < max_seq)
+        max_seq = end; /* a batch ends where the pass does */
     int count = 0;
     *used = 0;
     *flags = 0;
@@ -792,7 +815,9 @@ static int fill_batch(agent_pair_t *p, rt_buf_t *buf, uint32_t *used, uint64_t *
         }
         uint8_t *out = buf->data + *used;
         wrec_hdr_t w = h;
-        if (m->sync_from && h.seq >= m->sync_from && (!m->sync_end || h.seq < m->sync_end))
+        if ((h.flags & WREC_F_KINDS) == WREC_F_SYNCREF && p->captured > p->read_upto)
+            p->read_upto = p->captured; /* read below, with every write captured so far */
+        if (m->sync_from && h.seq >= m->sync_from && (!m->sync_end || h.seq < pass_end(p)))
             w.flags |= WREC_F_INTERIOR;
         if ((h.flags & WREC_F_KINDS) == WREC_F_SYNCREF) {
             uint8_t *data = out + WREC_HDR_SIZE;
@@ -824,7 +849,7 @@ static int fill_batch(agent_pair_t *p, rt_buf_t *buf, uint32_t *used, uint64_t *
         *last = h.seq;
         count++;
     }
-    if (count && m->sync_end && *last == m->sync_end)
+    if (count && m->sync_end && *last == pass_end(p))
         *flags |= ss_BatchFlag_BATCH_SYNC_DONE;
     return count;
 }
@@ -950,9 +975,9 @@ static void pump_pair(agent_pair_t *p)
     }
     const bitmap_meta_t *m = meta(p);
     if (syncing(p) && p->walk_done && !bitmap_dirty_blocks(p->bm) && m->sync_end &&
-        p->mt_acked >= m->sync_end) {
+        p->mt_acked >= pass_end(p)) {
         snprintf(detail, sizeof detail, "pass %" PRIu64 "..%" PRIu64
-                 " durable at the master target", m->sync_from, m->sync_end);
+                 " durable at the master target", m->sync_from, pass_end(p));
         fire(p, ss_PairEvent_PAIR_SYNC_DONE, detail);
     }
 }

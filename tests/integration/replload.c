@@ -12,13 +12,17 @@
  *        acknowledged (C - 1 if none). Exit 0 when N writes or T seconds are
  *        done, 3 when the server went away (K is still printed), 1 when a
  *        write got an NBD error, 2 on bad usage.
- *   replload check IMG --seed S [--upto K [--maybe-next]]
+ *   replload check IMG --seed S [--upto K [--maybe-next]] [--torn C,...]
  *        with --upto: IMG must be exactly the state after writes 1..K (with
  *        --maybe-next, bytes inside write K+1's range may also hold what
  *        write K+1 wrote: it was in flight when its server was killed).
  *        Without: IMG must be the state after writes 1..K for some K; the
- *        K is found from the newest intact write header in IMG. Prints
- *        "prefix K" (exit 0) or where it differs (exit 1).
+ *        K is found from the newest intact write header in IMG. A write
+ *        listed in --torn was in flight when the agent was killed: the disk
+ *        may have kept any part of it (until it is written again), so the
+ *        state after writes 1..K-1 plus a part of write K is accepted too
+ *        for such a K. Prints "prefix K" (exit 0) or where it differs
+ *        (exit 1).
  *   replload diff A B
  *        prints "bytes N blocks M": bytes, and 4 KiB blocks, that differ.
  *
@@ -57,6 +61,7 @@
 #define BIG_MAX    (1536u << 10)
 #define ZERO_RUN   64u         /* zero writes a check may step over after the last header */
 #define CHUNK      (1u << 20)
+#define TORN_MAX   256u        /* --torn counters */
 
 enum { OP_DATA = 0, OP_ZERO };
 
@@ -446,8 +451,49 @@ static void report_diff(const img_t *im, const uint8_t *state, uint64_t d, uint6
            k, d, im->data[d], state[d], hc);
 }
 
+/* the state after writes 1..@k into @state (@size bytes) */
+static void replay(uint8_t *state, uint64_t seed, uint64_t k, uint64_t size)
+{
+    memset(state, 0, size);
+    for (uint64_t c = 1; c <= k; c++)
+        apply(state, seed, c, size);
+}
+
+/* @im is @state plus a part of write @c (each byte of its range either
+ * as in @state or as write @c made it): the first byte that is neither,
+ * or im->size */
+static uint64_t partial_diff(const img_t *im, const uint8_t *state, uint64_t seed, uint64_t c)
+{
+    op_t o = op_of(seed, c, im->size);
+    uint8_t *nx = malloc(o.len);
+    uint64_t d = first_diff(im->data, state, im->size);
+    if (!nx)
+        return d;
+    if (o.kind == OP_ZERO)
+        memset(nx, 0, o.len);
+    else
+        fill(nx, seed, c, &o);
+    for (; d < im->size; d++) {
+        if (im->data[d] == state[d])
+            continue;
+        if (d >= o.off && d < o.off + o.len && im->data[d] == nx[d - o.off])
+            continue;
+        break;
+    }
+    free(nx);
+    return d;
+}
+
+static bool in_list(const uint64_t *list, unsigned n, uint64_t c)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (list[i] == c)
+            return true;
+    return false;
+}
+
 static int cmd_check(const char *path, uint64_t seed, bool have_upto, uint64_t upto,
-                     bool maybe_next)
+                     bool maybe_next, const uint64_t *torn, unsigned ntorn)
 {
     img_t im = {.fd = -1};
     uint8_t *state = NULL;
@@ -457,7 +503,7 @@ static int cmd_check(const char *path, uint64_t seed, bool have_upto, uint64_t u
         printf("%s\n", g_why);
         goto out;
     }
-    state = calloc(1, im.size ? im.size : 1);
+    state = malloc(im.size ? im.size : 1);
     if (!state) {
         printf("out of memory\n");
         goto out;
@@ -471,54 +517,52 @@ static int cmd_check(const char *path, uint64_t seed, bool have_upto, uint64_t u
                 k = c;
         }
     }
-    for (uint64_t c = 1; c <= k; c++)
-        apply(state, seed, c, im.size);
-    uint64_t d = first_diff(im.data, state, im.size);
+    replay(state, seed, k, im.size);
+    uint64_t d = first_diff(im.data, state, im.size), d0 = d;
     if (d == im.size) {
         printf("prefix %" PRIu64 "\n", k);
         rc = 0;
         goto out;
     }
-    if (have_upto && maybe_next) {
+    if (have_upto) {
         /* write K+1 may have reached the disk, wholly or in part */
-        op_t o = op_of(seed, k + 1, im.size);
-        uint8_t *nx = malloc(o.len);
-        if (!nx) {
-            printf("out of memory\n");
+        if (maybe_next && (d = partial_diff(&im, state, seed, k + 1)) == im.size) {
+            printf("prefix %" PRIu64 " (write %" PRIu64 " landed, at least in part)\n", k, k + 1);
+            rc = 0;
             goto out;
         }
-        if (o.kind == OP_ZERO)
-            memset(nx, 0, o.len);
-        else
-            fill(nx, seed, k + 1, &o);
-        for (uint64_t i = d; i < im.size; i++) {
-            if (im.data[i] == state[i])
-                continue;
-            if (i >= o.off && i < o.off + o.len && im.data[i] == nx[i - o.off])
-                continue;
-            free(nx);
-            report_diff(&im, state, i, seed, k);
-            goto out;
-        }
-        free(nx);
-        printf("prefix %" PRIu64 " (write %" PRIu64 " landed, at least in part)\n", k, k + 1);
+        report_diff(&im, state, d, seed, k);
+        goto out;
+    }
+    /* a write in flight at a crash (--torn) may be there in part: after K
+     * (its header did not land) or as K itself (its header did) */
+    if (in_list(torn, ntorn, k + 1) && partial_diff(&im, state, seed, k + 1) == im.size) {
+        printf("prefix %" PRIu64 " (+ part of write %" PRIu64 ", in flight at a crash)\n", k, k + 1);
         rc = 0;
         goto out;
     }
-    if (!have_upto) {
-        /* the newest writes of the prefix may be zero writes, which leave no header */
-        for (uint64_t c = k + 1; c <= k + ZERO_RUN; c++) {
-            if (op_of(seed, c, im.size).kind != OP_ZERO)
-                break;
-            apply(state, seed, c, im.size);
-            if (first_diff(im.data, state, im.size) == im.size) {
-                printf("prefix %" PRIu64 "\n", c);
-                rc = 0;
-                goto out;
-            }
+    /* the newest writes of the prefix may be zero writes, which leave no header */
+    for (uint64_t c = k + 1; c <= k + ZERO_RUN; c++) {
+        if (op_of(seed, c, im.size).kind != OP_ZERO)
+            break;
+        apply(state, seed, c, im.size);
+        if (first_diff(im.data, state, im.size) == im.size) {
+            printf("prefix %" PRIu64 "\n", c);
+            rc = 0;
+            goto out;
         }
     }
-    report_diff(&im, state, d, seed, k);
+    if (k > 0 && in_list(torn, ntorn, k)) {
+        replay(state, seed, k - 1, im.size);
+        if (partial_diff(&im, state, seed, k) == im.size) {
+            printf("prefix %" PRIu64 " (+ part of write %" PRIu64 ", in flight at a crash)\n", k - 1,
+                   k);
+            rc = 0;
+            goto out;
+        }
+    }
+    replay(state, seed, k, im.size);
+    report_diff(&im, state, d0, seed, k);
 out:
     free(state);
     free(im.data);
@@ -566,7 +610,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: replload write ADDR:PORT EXPORT --seed S [--from C] [--count N] "
             "[--seconds T] [--connect-wait T]\n"
-            "       replload check IMG --seed S [--upto K [--maybe-next]]\n"
+            "       replload check IMG --seed S [--upto K [--maybe-next]] [--torn C,...]\n"
             "       replload diff A B\n");
     return 2;
 }
@@ -578,6 +622,8 @@ int main(int argc, char **argv)
     bool have_seed = false, have_upto = false, maybe_next = false;
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0;
+    uint64_t torn[TORN_MAX];
+    unsigned ntorn = 0;
 
     if (argc < 2)
         return usage();
@@ -600,6 +646,15 @@ int main(int argc, char **argv)
             have_upto = true;
         } else if (strcmp(a, "--maybe-next") == 0) {
             maybe_next = true;
+        } else if (strcmp(a, "--torn") == 0 && more) {
+            for (char *t = argv[++i], *end; *t; t = end) {
+                uint64_t c = strtoull(t, &end, 10);
+                if (end == t || ntorn == TORN_MAX)
+                    return usage();
+                torn[ntorn++] = c;
+                while (*end == ',')
+                    end++;
+            }
         } else if (a[0] != '-' && npos < 3) {
             pos[npos++] = a;
         } else {
@@ -609,7 +664,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "write") == 0 && npos == 2 && have_seed && from >= 1)
         return cmd_write(pos[0], pos[1], seed, from, count, seconds, cwait);
     if (strcmp(argv[1], "check") == 0 && npos == 1 && have_seed)
-        return cmd_check(pos[0], seed, have_upto, upto, maybe_next);
+        return cmd_check(pos[0], seed, have_upto, upto, maybe_next, torn, ntorn);
     if (strcmp(argv[1], "diff") == 0 && npos == 2)
         return cmd_diff(pos[0], pos[1]);
     return usage();

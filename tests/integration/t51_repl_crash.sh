@@ -21,17 +21,25 @@
 # down 0..0.8 s and is restarted. When the victim served the NBD export,
 # the load ends with the connection: the source file must then hold every
 # write the load saw acknowledged (and at most a part of the one in
-# flight), and a new load runs while the agent recovers. Otherwise the load
-# must go on with no error. Then the pair must reach protected and drained,
-# and the source be exactly the state after every acknowledged write.
+# flight), and the agent recovers under a new load (odd rounds) or idle
+# (even rounds). Otherwise the load must go on with no error. Then the pair
+# must reach protected and drained, and the source be exactly the state
+# after every acknowledged write; after an idle recovery, the master target
+# is stopped (SIGTERM) and the latest point of every pair must equal its
+# source and be at or after the end of the recovery's resync pass (which
+# must end on a consistent point).
 #
 # At the end both appliances stop cleanly (SIGTERM, exit 0) and, offline:
 # the latest point of every pair equals its source (cmp); and recovery
 # points picked from the run (the master target's durable seq noted before
-# each kill, the ends of every sync pass and the points right after them,
+# each kill, the last record of every sync pass (agent log) and the point
+# where the pass became consistent (trace), the points right after them,
 # and random ones) are each either refused as not consistent (inside a sync
 # pass) or exactly the state after writes 1..K for some K, with K never
-# decreasing as the point's seq grows.
+# decreasing as the point's seq grows. (After a kill of the agent, until
+# the write that was in flight is written again, the disk may hold any part
+# of it; the points of that time are the state after writes 1..K-1 plus a
+# part of write K, and the check accepts that for those writes only.)
 #
 # Knobs: ROUNDS (2: rounds of the appliances), ROLE_ROUNDS (1: rounds of the
 # roles apart), DISKS (1), DISK_SIZE (64M), LOAD_S (1.2: seconds of load per
@@ -55,7 +63,7 @@ demo_init "$T/d" "$DISKS" "$DISK_SIZE"
 i=0
 while [ "$i" -lt "$DISKS" ]; do
   eval "SEED_$i=$(( $(rand 1000000) * 16 + i + 1 ))"
-  eval "NEXT_$i=1"
+  eval "NEXT_$i=1 TORN_$i=0"
   eval "echo \"disk $i: pair \$PAIR_$i, load seed \$SEED_$i\""
   i=$((i + 1))
 done
@@ -168,6 +176,27 @@ roles_conf() {
   export NODECTL_CONF
 }
 
+# latest_check: with no write since the agent's recovery, the pair drained:
+# the master target stops cleanly (SIGTERM), the latest point of every pair
+# must equal its source (the resync the recovery made has a consistent point
+# at its end), and the master target starts again
+latest_check() {
+  stop_clean "$mtproc" 10
+  i=0
+  while [ "$i" -lt "$DISKS" ]; do
+    eval "p=\$PAIR_$i src=\$SOURCE_$i"
+    restore_cmp "$p" "$src" latest.img
+    seq=$(sed -n 's/.* at point \([0-9]*\) .*/\1/p' restore.out)
+    end=$(sed -n "s/.*agent: pair $p: sync pass queued, seq [0-9]*\.\.\([0-9]*\).*/\1/p" "$T/$agentproc.log" | tail -1)
+    [ -n "$end" ] || fail "no sync pass of $p in $agentproc.log after a crash"
+    [ "${seq:-0}" -ge "$end" ] ||
+      fail "$p: drained after the recovery's resync (pass ending at seq $end), yet the latest point is $seq"
+    i=$((i + 1))
+  done
+  start_victim "$mtproc"
+  converge "restart of $mtproc"
+}
+
 # start_victim NAME: start one process of the current topology
 start_victim() {
   case $1 in
@@ -183,8 +212,8 @@ start_victim() {
 kills=0
 for topo in $TOPOS; do
   case $topo in
-    appliances) victims="primary secondary"; nr=$ROUNDS ;;
-    roles) roles_conf; victims="agent ps mt"; nr=$ROLE_ROUNDS ;;
+    appliances) victims="primary secondary"; nr=$ROUNDS; mtproc=secondary; agentproc=primary ;;
+    roles) roles_conf; victims="agent ps mt"; nr=$ROLE_ROUNDS; mtproc=mt; agentproc=agent ;;
     *) fail "unknown topology $topo" ;;
   esac
   for victim in $victims; do start_victim "$victim"; done
@@ -202,17 +231,30 @@ for topo in $TOPOS; do
       if [ "$serves_nbd" = 1 ]; then
         load_wait 1
         source_check 1
+        # the write in flight, if any: the disk may keep a part of it
+        i=0
+        while [ "$i" -lt "$DISKS" ]; do eval "TORN_$i=\"\$TORN_$i,\$NEXT_$i\""; i=$((i + 1)); done
       fi
       sleep "$(ms "$down")"
       start_victim "$victim"
-      if [ "$serves_nbd" = 1 ]; then load_start 0.8; fi
-      load_wait 0
+      # the agent recovers under a new load in odd rounds, idle in even ones
+      idle=0
+      if [ "$serves_nbd" = 0 ]; then
+        load_wait 0
+      elif [ $((r % 2)) = 1 ]; then
+        load_start 0.8
+        load_wait 0
+      else
+        idle=1
+      fi
       converge "SIGKILL of $victim"
-      source_check 0
+      source_check "$idle" # idle: the write in flight at the kill may be there, or part of it
       acked=""
       i=0
       while [ "$i" -lt "$DISKS" ]; do eval "acked=\"\$acked \$((NEXT_$i - 1))\""; i=$((i + 1)); done
-      ok "$topo round $r: SIGKILL $victim at ${at} ms, down ${down} ms; protected, drained; source = all${acked} acknowledged writes"
+      what="source = all${acked} acknowledged writes"
+      if [ "$idle" = 1 ]; then latest_check; what="$what = the latest point"; fi
+      ok "$topo round $r: SIGKILL $victim at ${at} ms, down ${down} ms; protected, drained; $what"
     done
     r=$((r + 1))
   done
@@ -226,7 +268,7 @@ done
 # ---- the replica, offline -------------------------------------------------------------------
 i=0
 while [ "$i" -lt "$DISKS" ]; do
-  eval "p=\$PAIR_$i src=\$SOURCE_$i s=\$SEED_$i k=\$((NEXT_$i - 1))"
+  eval "p=\$PAIR_$i src=\$SOURCE_$i s=\$SEED_$i k=\$((NEXT_$i - 1)) torn=\$TORN_$i"
   restore_cmp "$p" "$src" "r$i.img"
   last=$(sed -n 's/.* at point \([0-9]*\) .*/\1/p' restore.out)
   [ -n "$last" ] || fail "no point in: $(cat restore.out)"
@@ -241,6 +283,12 @@ while [ "$i" -lt "$DISKS" ]; do
       while read -r a b; do
         echo $((a - 1)); echo "$b"; echo $((b + 1)); echo $((b + 3))
       done
+    # the consistent ends of the passes (the trace's "pass A..E durable")
+    tf=$TRACE_FILES
+    [ ! -e "$D/primary/agent.trace.pb" ] || tf="$tf $D/primary/agent.trace.pb"
+    "$NODETRACE" --json --pair "$p" $tf 2>/dev/null |
+      sed -n 's/.*"detail":"pass [0-9]*\.\.\([0-9]*\) durable at the master target".*/\1/p' |
+      while read -r e; do echo "$e"; echo $((e + 1)); done
     j=0
     while [ "$j" -lt "$POINTS" ]; do echo $(( $(rand "$last") + 1 )); j=$((j + 1)); done
   } | awk -v last="$last" '$1 >= 1 && $1 <= last' | sort -n -u | shuf -n "$MAX_POINTS" |
@@ -252,7 +300,7 @@ while [ "$i" -lt "$DISKS" ]; do
       interior=$((interior + 1))
       continue
     fi
-    "$LOAD" check pt.img --seed "$s" > check.out 2>&1 ||
+    "$LOAD" check pt.img --seed "$s" --torn "$torn" > check.out 2>&1 ||
       fail "$p point $seq is not the state after any prefix of the writes: $(cat check.out)"
     pk=$(sed -n 's/^prefix \([0-9]*\).*/\1/p' check.out)
     [ "$pk" -ge "$prevk" ] || fail "$p: point $seq holds writes 1..$pk, but point $prevs held 1..$prevk"

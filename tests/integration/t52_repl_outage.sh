@@ -67,8 +67,7 @@ jstat() {
 
 start_primary
 start_secondary
-"$NODECTL" wait "$PAIR_0" --state protected --timeout "$DRAIN_S" > wait.out 2>&1 ||
-  fail "initial sync did not end: $(cat wait.out)"
+wait_state "$PAIR_0" protected "the initial sync"
 wait_drained "$PAIR_0"
 seed_wire=$(jstat raw_sent)
 seed_read=$(jstat data_bytes_sent)
@@ -119,8 +118,7 @@ ok "$SCATTER scattered writes more; status: bitmap_mode, $dirty bytes dirty, cac
 
 # ---- the secondary returns -----------------------------------------------------------------
 start_secondary
-"$NODECTL" wait "$PAIR_0" --state protected --timeout "$DRAIN_S" > wait.out 2>&1 ||
-  fail "not protected after the outage: $(cat wait.out)"
+wait_state "$PAIR_0" protected "the outage"
 wait_drained "$PAIR_0"
 d1=$(jstat data_bytes_sent); w1=$(jstat raw_sent)
 "$NODETRACE" --json $TRACE_FILES > trace.json 2>trace.err || fail "nodetrace: $(cat trace.err)"

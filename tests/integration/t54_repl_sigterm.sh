@@ -80,8 +80,7 @@ for victim in demo primary secondary; do
     secondary) ;;
   esac
   [ "$victim" = demo ] && start_demo
-  "$NODECTL" wait "$PAIR_0" --state protected --timeout "$DRAIN_S" > wait.out 2>&1 ||
-    fail "not protected at the start of the $victim rounds: $(cat wait.out)"
+  wait_state "$PAIR_0" protected "the start of the $victim rounds"
   r=1
   while [ "$r" -le "$ROUNDS" ]; do
     load_start 2
@@ -113,8 +112,7 @@ for victim in demo primary secondary; do
     start_victim "$victim"
     if [ "$serves" = 1 ]; then load_start 0.5; fi
     load_wait 0
-    "$NODECTL" wait "$PAIR_0" --state protected --timeout "$DRAIN_S" > wait.out 2>&1 ||
-      fail "not protected after the restart: $(cat wait.out)"
+    wait_state "$PAIR_0" protected "the restart of $victim"
     wait_drained "$PAIR_0"
     "$LOAD" check "$SOURCE_0" --seed "$SEED" --upto $((NEXT - 1)) > check.out 2>&1 ||
       fail "source after the restart: $(cat check.out)"
