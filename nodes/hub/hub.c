@@ -346,6 +346,24 @@ int hub_send_role(hub_t *hub, rt_actor_t *from, uint32_t role, ss_Envelope *env,
     return rt_link_send(l, env, payload, env->payload_len);
 }
 
+hub_route_t hub_route_of(const rt_msg_t *m)
+{
+    const ss_Envelope *env = (const ss_Envelope *)m->data;
+    return (hub_route_t){m->link, m->link ? NULL : m->from, env->from_role};
+}
+
+int hub_route_send(const hub_route_t *r, rt_actor_t *from, uint32_t from_role, ss_Envelope *env)
+{
+    env->to_role = r->role;
+    env->from_role = from_role;
+    env->payload_len = 0;
+    if (r->link)
+        return rt_link_send(r->link, env, NULL, 0);
+    if (!r->actor)
+        return RT_ERR;
+    return post_local(r->actor, from, env, NULL);
+}
+
 int hub_reply(hub_t *hub, rt_actor_t *from, const rt_msg_t *m, ss_Envelope *env,
               rt_buf_t *payload, uint32_t len)
 {

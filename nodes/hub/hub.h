@@ -56,6 +56,23 @@ int hub_send_role(hub_t *hub, rt_actor_t *from, uint32_t role, struct _ss_Envelo
  *  @return as hub_send_role(). */
 int hub_reply(hub_t *hub, rt_actor_t *from, const rt_msg_t *m, struct _ss_Envelope *env,
               rt_buf_t *payload, uint32_t len);
+/* A remembered way back to the sender of a frame, for a role that answers
+ * later and unprompted (acks): the link the frame came on, or the local
+ * sender actor when it came from this node. Drop it on that link's
+ * RT_SIG_LINK_DOWN. */
+typedef struct hub_route {
+    rt_link_t *link;   /* the link the frame came on, or NULL (local) */
+    rt_actor_t *actor; /* the sender on this node when link is NULL */
+    uint32_t role;     /* the sender's role (its Envelope.from_role) */
+} hub_route_t;
+/*! hub_route_of() : the route back to where the frame @m came from. */
+hub_route_t hub_route_of(const rt_msg_t *m);
+/*! hub_route_send() : a frame without payload from @from (playing
+ *  @from_role) along @r. @return RT_OK, RT_AGAIN (send queue or message
+ *  pool full: retry on RT_SIG_LINK_WRITABLE or RT_SIG_RESUME), RT_ERR (the
+ *  route is gone). */
+int hub_route_send(const hub_route_t *r, rt_actor_t *from, uint32_t from_role,
+                   struct _ss_Envelope *env);
 /*! hub_role_local() : true when @role runs on this node. */
 bool hub_role_local(const hub_t *hub, uint32_t role);
 /*! hub_link() : an up link to the node named @peer (outbound or accepted),

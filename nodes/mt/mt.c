@@ -62,12 +62,6 @@ enum {
 };
 
 /* Where the sender of a pair's batches is: a link (and its role), or a local actor. */
-typedef struct route {
-    rt_link_t *link;
-    rt_actor_t *actor;
-    uint32_t role;
-} route_t;
-
 typedef struct mt_pair {
     mt_t *mt;
     char id[RT_NAME_MAX];
@@ -82,7 +76,7 @@ typedef struct mt_pair {
     bool dirty;              /* appended since the last commit */
     bool ack_owed;
     uint64_t told;           /* durable_seq of the last ACK_OK the sender took */
-    route_t src;
+    hub_route_t src;
     uint64_t batches, dups, bad;
 } mt_pair_t;
 
@@ -138,33 +132,6 @@ static mt_pair_t *pair_find(const mt_t *me, const char *id)
         if (strcmp(me->pairs[i]->id, id) == 0)
             return me->pairs[i];
     return NULL;
-}
-
-static route_t route_of(const rt_msg_t *m)
-{
-    const ss_Envelope *env = (const ss_Envelope *)m->data;
-    route_t r = {m->link, m->link ? NULL : m->from, env->from_role};
-    return r;
-}
-
-/* a frame without payload to @r. @return RT_OK, RT_AGAIN (full), RT_ERR (gone) */
-static int route_send(mt_t *me, const route_t *r, ss_Envelope *env)
-{
-    env->to_role = r->role;
-    env->from_role = RT_ROLE_MT;
-    env->payload_len = 0;
-    if (r->link)
-        return rt_link_send(r->link, env, NULL, 0);
-    if (!r->actor)
-        return RT_ERR;
-    rt_msg_t *m = rt_msg_new(me->node, &me->actor, env->which_body);
-    if (!m)
-        return RT_AGAIN;
-    m->from = &me->actor;
-    m->len = sizeof *env;
-    memcpy(m->data, env, sizeof *env);
-    rt_msg_post(r->actor, m);
-    return RT_OK;
 }
 
 static void copy_name(char *dst, const char *src)
@@ -315,7 +282,7 @@ static void arm_commit(mt_t *me)
     }
 }
 
-static int ack_to(mt_t *me, mt_pair_t *p, const route_t *r, uint32_t status, const char *reason)
+static int ack_to(mt_t *me, mt_pair_t *p, const hub_route_t *r, uint32_t status, const char *reason)
 {
     ss_Envelope env = ss_Envelope_init_zero;
     env.which_body = ss_Envelope_write_ack_tag;
@@ -327,7 +294,7 @@ static int ack_to(mt_t *me, mt_pair_t *p, const route_t *r, uint32_t status, con
     a->status = status;
     if (reason)
         snprintf(a->reason, sizeof a->reason, "%s", reason);
-    return route_send(me, r, &env);
+    return hub_route_send(r, &me->actor, RT_ROLE_MT, &env);
 }
 
 /* the ack a sender is owed, or news of a commit it was not told yet: an ack
@@ -342,7 +309,7 @@ static void ack_owed(mt_t *me, mt_pair_t *p)
     if (rc == RT_AGAIN)
         return; /* again on WRITABLE or RESUME */
     if (rc == RT_ERR)
-        p->src = (route_t){NULL, NULL, 0}; /* gone: its next PairOpen learns durable */
+        p->src = (hub_route_t){NULL, NULL, 0}; /* gone: its next PairOpen learns durable */
     p->told = p->durable;
     p->ack_owed = false;
 }
@@ -432,7 +399,7 @@ static void on_pair_open(mt_t *me, const rt_msg_t *m, const ss_PairOpen *po)
     }
     if (save && state_save(p, err, sizeof err) != RT_OK)
         rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
-    p->src = route_of(m);
+    p->src = hub_route_of(m);
 
     ss_Envelope env = ss_Envelope_init_zero;
     env.which_body = ss_Envelope_pair_open_tag;
@@ -610,7 +577,7 @@ static void on_write_batch(mt_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
         reply_unknown(me, m, wb->pair, "no PairOpen for this pair");
         return;
     }
-    p->src = route_of(m);
+    p->src = hub_route_of(m);
     if (!p->j && journal_open(p, 0, false, err, sizeof err) != RT_OK) {
         rt_log(RT_LOG_ERR, "mt: pair %s: journal unavailable: %s", p->id, err);
         ack_to(me, p, &p->src, ss_AckStatus_ACK_FULL, "journal unavailable");
@@ -645,7 +612,7 @@ static void on_link_down(mt_t *me, const rt_msg_t *m)
 {
     for (unsigned i = 0; i < me->npairs; i++)
         if (me->pairs[i]->src.link == m->link)
-            me->pairs[i]->src = (route_t){NULL, NULL, 0};
+            me->pairs[i]->src = (hub_route_t){NULL, NULL, 0};
 }
 
 /* free the scratch spaces once no batch came for a while (idle RSS) */

@@ -82,12 +82,6 @@ static const char *const fwd_names[] = {"down", "opening", "open", "hold"};
 static const char *const fwd_link[] = {"down", "connecting", "up", "held"};
 
 /* Where a peer role is: a link (and the role there), or an actor of this node. */
-typedef struct route {
-    rt_link_t *link;
-    rt_actor_t *actor;
-    uint32_t role;
-} route_t;
-
 typedef struct inflight {
     uint64_t from, last; /* the batch's sequence range (from = first.seq - first.skip) */
     uint32_t wire;       /* payload bytes */
@@ -130,7 +124,7 @@ struct ps_pair {
     uint64_t durable;          /* last seq committed */
     bool dirty;                /* appended since the last commit */
     /* agent side */
-    route_t agent;
+    hub_route_t agent;
     bool ack_owed;             /* the agent is owed a WriteAck */
     bool said_full;            /* ACK_FULL was given: say when there is room again */
     uint64_t told_durable, told_mt;
@@ -215,36 +209,6 @@ uint64_t ps_cache_bytes(const ps_t *me)
 bool ps_cache_warning(const ps_t *me)
 {
     return me->warned;
-}
-
-/* ---- routes ------------------------------------------------------------------- */
-
-static route_t route_of(const rt_msg_t *m)
-{
-    const ss_Envelope *env = (const ss_Envelope *)m->data;
-    route_t r = {m->link, m->link ? NULL : m->from, env->from_role};
-    return r;
-}
-
-/* send a frame without payload to @r (a link or a local actor).
- * @return RT_OK, RT_AGAIN (queue or pool full: retry later), RT_ERR (gone) */
-static int route_send(ps_t *me, const route_t *r, ss_Envelope *env)
-{
-    env->to_role = r->role;
-    env->from_role = RT_ROLE_PS;
-    env->payload_len = 0;
-    if (r->link)
-        return rt_link_send(r->link, env, NULL, 0);
-    if (!r->actor)
-        return RT_ERR;
-    rt_msg_t *m = rt_msg_new(me->node, &me->actor, env->which_body);
-    if (!m)
-        return RT_AGAIN;
-    m->from = &me->actor;
-    m->len = sizeof *env;
-    memcpy(m->data, env, sizeof *env);
-    rt_msg_post(r->actor, m);
-    return RT_OK;
 }
 
 /* ---- backlog accounting ------------------------------------------------------- */
@@ -447,7 +411,7 @@ fail:
 
 /* ---- acknowledgements to the agent --------------------------------------------- */
 
-static int ack_to(ps_t *me, ps_pair_t *p, const route_t *r, uint32_t status, const char *reason)
+static int ack_to(ps_t *me, ps_pair_t *p, const hub_route_t *r, uint32_t status, const char *reason)
 {
     ss_Envelope env = ss_Envelope_init_zero;
     env.which_body = ss_Envelope_write_ack_tag;
@@ -459,7 +423,7 @@ static int ack_to(ps_t *me, ps_pair_t *p, const route_t *r, uint32_t status, con
     a->status = status;
     if (reason)
         snprintf(a->reason, sizeof a->reason, "%s", reason);
-    int rc = route_send(me, r, &env);
+    int rc = hub_route_send(r, &me->actor, RT_ROLE_PS, &env);
     if (rc == RT_OK) {
         p->told_durable = a->durable_seq;
         p->told_mt = a->mt_durable_seq;
@@ -500,7 +464,7 @@ static void ack_agent(ps_pair_t *p)
         return;
     }
     if (rc == RT_ERR)
-        p->agent = (route_t){NULL, NULL, 0};
+        p->agent = (hub_route_t){NULL, NULL, 0};
     p->ack_owed = false;
     if (release)
         p->said_full = false;
@@ -586,7 +550,7 @@ static void commit_all(ps_t *me)
 static void on_pair_open(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
 {
     char err[256];
-    route_t r = route_of(m);
+    hub_route_t r = hub_route_of(m);
     ps_pair_t *p = pair_find(me, po->pair);
     if (!p && !(p = pair_create(me, po, err, sizeof err))) {
         rt_log(RT_LOG_ERR, "ps: PairOpen for pair '%s': %s", po->pair, err);
@@ -620,7 +584,7 @@ static void on_pair_open(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
                "ps: pair %s: the agent captured up to %" PRIu64 " but %" PRIu64
                " is durable here (the agent lost its log?)",
                p->id, po->last_seq, eff_durable(p));
-    if (route_send(me, &r, &env) == RT_OK) {
+    if (hub_route_send(&r, &me->actor, RT_ROLE_PS, &env) == RT_OK) {
         p->told_durable = a->durable_seq;
         p->told_mt = a->mt_durable_seq;
     }
@@ -645,7 +609,7 @@ static void on_write_batch(ps_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
                            uint32_t payload_len)
 {
     char err[256], why[192];
-    route_t r = route_of(m);
+    hub_route_t r = hub_route_of(m);
     ps_pair_t *p = pair_find(me, wb->pair);
     if (!p || !p->spool) {
         ss_Envelope env = ss_Envelope_init_zero;
@@ -654,7 +618,7 @@ static void on_write_batch(ps_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
         env.body.write_ack.status = ss_AckStatus_ACK_UNKNOWN_PAIR;
         snprintf(env.body.write_ack.reason, sizeof env.body.write_ack.reason,
                  p ? "spool unavailable" : "no PairOpen for this pair");
-        route_send(me, &r, &env);
+        hub_route_send(&r, &me->actor, RT_ROLE_PS, &env);
         return;
     }
     p->agent = r;
@@ -1196,7 +1160,7 @@ static void on_link_down(ps_t *me, const rt_msg_t *m)
     for (unsigned i = 0; i < me->npairs; i++) {
         ps_pair_t *p = me->pairs[i];
         if (p->agent.link == m->link)
-            p->agent = (route_t){NULL, NULL, 0};
+            p->agent = (hub_route_t){NULL, NULL, 0};
         if (mt && p->fwd != FWD_DOWN) {
             fwd_down(p);
             fwd_open(p); /* another route may be there; else wait for LINK_UP */
