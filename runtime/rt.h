@@ -325,6 +325,10 @@ bool rt_conf_bool(const rt_conf_t *c, const char *section, const char *key);
 /*! rt_conf_path() : a path value resolved against the config file's folder. */
 const char *rt_conf_path(const rt_conf_t *c, const char *section, const char *key, char *out,
                          size_t outlen);
+/*! rt_conf_role_dir() : a role's data folder: [@role] dir when set, else
+ *  [node] data_dir/@role, resolved like rt_conf_path(). @return @out, or NULL
+ *  when it does not fit in @outlen. */
+const char *rt_conf_role_dir(const rt_conf_t *c, const char *role, char *out, size_t outlen);
 /*! rt_conf_each() : call @fn for every section whose type is @type ("peer",
  *  "disk", ...), with the section's full name and its NAME part. */
 void rt_conf_each(const rt_conf_t *c, const char *type,

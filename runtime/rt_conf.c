@@ -911,3 +911,14 @@ const char *rt_conf_file(const rt_conf_t *c)
 {
     return c ? c->file : NULL;
 }
+
+const char *rt_conf_role_dir(const rt_conf_t *c, const char *role, char *out, size_t outlen)
+{
+    char data[4096];
+    if (rt_conf_path(c, role, "dir", out, outlen))
+        return out;
+    if (!rt_conf_path(c, "node", "data_dir", data, sizeof data))
+        return NULL;
+    int n = snprintf(out, outlen, "%s/%s", data, role);
+    return n < 0 || (size_t)n >= outlen ? NULL : out;
+}

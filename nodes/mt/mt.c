@@ -797,7 +797,6 @@ static void load_all(mt_t *me)
 
 mt_t *mt_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size_t errlen)
 {
-    char path[MT_PATH_MAX - 8];
     mt_t *me = calloc(1, sizeof *me);
     if (!me) {
         rt_errf(err, errlen, "mt: out of memory");
@@ -806,11 +805,8 @@ mt_t *mt_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
     me->node = node;
     me->hub = hub;
     me->conf = conf;
-    if (rt_conf_path(conf, "mt", "dir", path, sizeof path))
-        snprintf(me->dir, sizeof me->dir, "%s", path);
-    else if (!rt_conf_path(conf, "node", "data_dir", path, sizeof path) ||
-             (size_t)snprintf(me->dir, sizeof me->dir, "%s/mt", path) >= sizeof me->dir) {
-        rt_errf(err, errlen, "mt: [node] data_dir: path too long");
+    if (!rt_conf_role_dir(conf, "mt", me->dir, sizeof me->dir)) {
+        rt_errf(err, errlen, "mt: [mt] dir or [node] data_dir: path too long");
         goto fail;
     }
     me->retention_us = rt_conf_u64(conf, "mt", "retention") * 1000000u;

@@ -1374,7 +1374,6 @@ static int load_all(ps_t *me, char *err, size_t errlen)
 
 ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size_t errlen)
 {
-    char path[PS_PATH_MAX];
     ps_t *me = calloc(1, sizeof *me);
     if (!me) {
         rt_errf(err, errlen, "ps: out of memory");
@@ -1383,11 +1382,8 @@ ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
     me->node = node;
     me->hub = hub;
     me->conf = conf;
-    if (rt_conf_path(conf, "ps", "dir", path, sizeof path))
-        snprintf(me->dir, sizeof me->dir, "%s", path);
-    else if (!rt_conf_path(conf, "node", "data_dir", path, sizeof path) ||
-             (size_t)snprintf(me->dir, sizeof me->dir, "%s/ps", path) >= sizeof me->dir) {
-        rt_errf(err, errlen, "ps: [node] data_dir: path too long");
+    if (!rt_conf_role_dir(conf, "ps", me->dir, sizeof me->dir)) {
+        rt_errf(err, errlen, "ps: [ps] dir or [node] data_dir: path too long");
         goto fail;
     }
     me->quota = rt_conf_u64(conf, "ps", "cache_quota");
