@@ -8,6 +8,13 @@
  *   lagbench run --nbd IP:PORT --export NAME --conf CONSOLE_INI --pair ID
  *                --rate MBPS --seconds S [--bs BYTES] [--depth N]
  *                [--poll-ms MS] [--drain-s S] [--trace FILE]
+ *   lagbench patch --nbd IP:PORT --export NAME --old FILE --new FILE
+ *                write through the export every 4 KiB block in which NEW
+ *                differs from OLD (the export holding OLD's bytes), at most
+ *                16 in flight, then NBD_CMD_FLUSH: the resync row's change,
+ *                made through the product's front door, the same change
+ *                `diskbench mutate` made to NEW for the rsync baseline.
+ *                Prints blocks=, bytes=, of_blocks=, seconds=.
  *
  * Why a program of its own: `nodectl status` gives the age of the oldest
  * write not yet durable (rpo_lag_ms), a property of one instant, not the
@@ -51,6 +58,7 @@
  * the whole run.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -65,6 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -624,9 +633,137 @@ static double pct_ms(const uint64_t *v, uint64_t n, double p)
     return (double)v[rank - 1] / 1000.0;
 }
 
+/* ---- patch: the blocks that differ, written through the export ---------------- */
+
+#define PATCH_BS    4096u       /* the granularity of the change (the file system's block) */
+#define PATCH_DEPTH 16u         /* writes in flight */
+#define PATCH_CHUNK (1u << 20)  /* bytes of OLD and NEW compared per read */
+#define PATCH_LIMIT 1800u       /* seconds before the alarm ends the run */
+
+/* read exactly @len bytes of @fd at @off (a regular file) or die */
+static void pread_all(int fd, void *buf, size_t len, off_t off, const char *path)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            die("%s: %s", path, n == 0 ? "shorter than expected" : strerror(errno));
+        got += (size_t)n;
+    }
+}
+
+/* one simple reply, which must be a success */
+static void patch_reply(int fd, uint64_t sent)
+{
+    uint8_t q[NBD_REPLY_SIZE];
+    read_all(fd, q, sizeof q, "reply");
+    if (get32(q) != NBD_SIMPLE_REPLY_MAGIC)
+        die("NBD export: bad reply magic");
+    if (get32(q + 4))
+        die("NBD export: request %" PRIu64 " failed with NBD error %u", get64(q + 8),
+            get32(q + 4));
+    if (get64(q + 8) >= sent)
+        die("NBD export: reply for unknown request %" PRIu64, get64(q + 8));
+}
+
+static void patch_request(int fd, uint16_t type, uint64_t cookie, uint64_t off, uint32_t len)
+{
+    uint8_t h[NBD_REQUEST_SIZE];
+    put32(h, NBD_REQUEST_MAGIC);
+    put16(h + 4, 0);
+    put16(h + 6, type);
+    put64(h + 8, cookie);
+    put64(h + 16, off);
+    put32(h + 24, len);
+    write_all(fd, h, sizeof h, "request");
+}
+
+static void patch_usage(void)
+{
+    fprintf(stderr, "usage: lagbench patch --nbd IP:PORT --export NAME --old FILE --new FILE\n");
+    exit(USAGE);
+}
+
+static int cmd_patch(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"nbd", 1, NULL, 'n'}, {"export", 1, NULL, 'e'}, {"old", 1, NULL, 'o'},
+        {"new", 1, NULL, 'N'}, {NULL, 0, NULL, 0},
+    };
+    const char *nbd = NULL, *name = NULL, *old_path = NULL, *new_path = NULL;
+    optind = 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'n': nbd = optarg; break;
+        case 'e': name = optarg; break;
+        case 'o': old_path = optarg; break;
+        case 'N': new_path = optarg; break;
+        default: patch_usage();
+        }
+    }
+    if (optind != argc || !nbd || !name || !old_path || !new_path)
+        patch_usage();
+    signal(SIGPIPE, SIG_IGN);
+    alarm(PATCH_LIMIT);
+
+    int fo = open(old_path, O_RDONLY | O_CLOEXEC), fn = open(new_path, O_RDONLY | O_CLOEXEC);
+    struct stat so, sn;
+    if (fo < 0 || fstat(fo, &so) != 0)
+        die("%s: %s", old_path, strerror(errno));
+    if (fn < 0 || fstat(fn, &sn) != 0)
+        die("%s: %s", new_path, strerror(errno));
+    if (so.st_size != sn.st_size || so.st_size <= 0 || so.st_size % PATCH_BS)
+        die("%s and %s must have the same size, a multiple of %u bytes", old_path, new_path,
+            PATCH_BS);
+    uint64_t fsize = (uint64_t)sn.st_size;
+    uint8_t *a = malloc(PATCH_CHUNK), *b = malloc(PATCH_CHUNK);
+    if (!a || !b)
+        die("out of memory");
+
+    int fd = tcp_connect(nbd);
+    uint64_t esize = nbd_open(fd, name);
+    if (esize < fsize)
+        die("the export (%" PRIu64 " bytes) is smaller than %s", esize, new_path);
+
+    uint64_t t0 = mono_us(), sent = 0, acked = 0;
+    for (uint64_t off = 0; off < fsize; off += PATCH_CHUNK) {
+        size_t len = fsize - off < PATCH_CHUNK ? (size_t)(fsize - off) : PATCH_CHUNK;
+        pread_all(fo, a, len, (off_t)off, old_path);
+        pread_all(fn, b, len, (off_t)off, new_path);
+        for (size_t i = 0; i < len; i += PATCH_BS) {
+            if (memcmp(a + i, b + i, PATCH_BS) == 0)
+                continue;
+            if (sent - acked == PATCH_DEPTH) {
+                patch_reply(fd, sent);
+                acked++;
+            }
+            patch_request(fd, NBD_CMD_WRITE, sent++, off + i, PATCH_BS);
+            write_all(fd, b + i, PATCH_BS, "write data");
+        }
+    }
+    for (; acked < sent; acked++)
+        patch_reply(fd, sent);
+    patch_request(fd, NBD_CMD_FLUSH, sent, 0, 0);
+    patch_reply(fd, sent + 1);
+    uint64_t t1 = mono_us();
+    patch_request(fd, NBD_CMD_DISC, sent + 1, 0, 0);
+    close(fd);
+    close(fo);
+    close(fn);
+    free(a);
+    free(b);
+    printf("blocks=%" PRIu64 " bytes=%" PRIu64 " of_blocks=%" PRIu64 " seconds=%.3f\n", sent,
+           sent * PATCH_BS, fsize / PATCH_BS, (double)(t1 - t0) / 1e6);
+    return OK;
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: lagbench run --nbd IP:PORT --export NAME --conf CONSOLE_INI "
+    fprintf(stderr, "usage: lagbench patch --nbd IP:PORT --export NAME --old FILE --new FILE\n"
+                    "       lagbench run --nbd IP:PORT --export NAME --conf CONSOLE_INI "
                     "--pair ID --rate MBPS --seconds S [--bs BYTES] [--depth N] [--poll-ms MS] "
                     "[--drain-s S] [--trace FILE]\n");
     exit(USAGE);
@@ -684,6 +821,8 @@ static void parse(int argc, char **argv, opts_t *o)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "patch") == 0)
+        return cmd_patch(argc, argv);
     opts_t o;
     parse(argc, argv, &o);
     signal(SIGPIPE, SIG_IGN);

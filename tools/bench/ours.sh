@@ -232,11 +232,11 @@ ours_lag() {
         "$(awk -F'\t' -v k="ours_lag_r${r}_achieved_mbps" '$1 == k { print $8 }' "$REC")"
 }
 
-# replica_check KEY LABEL: drain, stop the demo, rebuild the replica
+# replica_check KEY LABEL [GROUP]: drain, stop the demo, rebuild the replica
 # offline and compare it with the source disk; records KEY (1 identical, 0
-# not, or not drained)
+# not, or not drained) in GROUP (default secondsite)
 replica_check() {
-    local g="secondsite" key=$1 label=$2
+    local g=${3:-secondsite} key=$1 label=$2
     if ! settle "before the replica check" >/dev/null; then
         demo_stop
         record "$key" "$g" "$label" 0 bool "1" "nodectl wait --drained" \

@@ -11,6 +11,29 @@
 #                      and tools/bench/findings.md (the reading of a reviewed
 #                      run, written by hand) when it exists
 
+# VERDICT_AWK: the awk function verdict(VALUE, GOAL): "met" or "missed" for a
+# goal ">= X", "> X", "<= X", "< X" or "X" (equal: the yes/no figures), ""
+# when the figure has no goal or was not measured (n/a)
+VERDICT_AWK='
+function verdict(v, goal,   op, x) {
+    if (v == "" || goal == "") return ""
+    op = goal; sub(/[ 0-9.].*$/, "", op)
+    x = goal; sub(/^[<>=]* */, "", x)
+    if (x !~ /^[0-9]+(\.[0-9]+)?$/) return ""
+    if (op == ">=") return (v + 0 >= x + 0) ? "met" : "missed"
+    if (op == ">") return (v + 0 > x + 0) ? "met" : "missed"
+    if (op == "<=") return (v + 0 <= x + 0) ? "met" : "missed"
+    if (op == "<") return (v + 0 < x + 0) ? "met" : "missed"
+    if (op == "") return (v + 0 == x + 0) ? "met" : "missed"
+    return ""
+}'
+
+# verdict KEY: met, missed, or nothing (no goal, or n/a)
+verdict() {
+    awk -F'\t' -v k="$1" "$VERDICT_AWK"'
+        $1 == k { v = $4; g = $6 } END { print verdict(v, g) }' "$REC"
+}
+
 # json_str TEXT: TEXT as a JSON string literal (control characters dropped)
 json_str() {
     printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g')"
@@ -32,16 +55,18 @@ report_json() {
             "$(json_str "${WOLFSSL_VARIANT:-unknown}")"
         printf '  "figures": {'
         # fields: KEY GROUP LABEL VALUE UNIT GOAL CMD NOTE (empty fields kept)
-        awk -F'\t' '
+        awk -F'\t' "$VERDICT_AWK"'
         function js(s) {
             gsub(/[\001-\037]/, "", s); gsub(/\\/, "\\\\\\\\", s); gsub(/"/, "\\\"", s)
             return "\"" s "\""
         }
         {
             lab = $3; sub(/^ +/, "", lab)
-            printf "%s\n    %s: {\"group\": %s, \"label\": %s, \"value\": %s, \"unit\": %s, \"goal\": %s, \"cmd\": %s, \"note\": %s}",
+            met = verdict($4, $6)
+            printf "%s\n    %s: {\"group\": %s, \"label\": %s, \"value\": %s, \"unit\": %s, \"goal\": %s, \"met\": %s, \"cmd\": %s, \"note\": %s}",
                    (NR > 1 ? "," : ""), js($1), js($2), js(lab), ($4 == "" ? "null" : $4),
-                   js($5), js($6), js($7), js($8)
+                   js($5), js($6), (met == "" ? "null" : (met == "met" ? "true" : "false")),
+                   js($7), js($8)
         }' "$REC"
         printf '\n  }\n}\n'
     } >"$out.tmp" && mv "$out.tmp" "$out"
@@ -84,23 +109,47 @@ report_summary() {
             "$(row "ours_lag_r${r}_achieved_mbps")" "$(row "ours_lag_r${r}_p50_ms")" \
             "$(row "ours_lag_r${r}_p99_ms")" "$(row "ours_lag_r${r}_backlog_grows")"
     done
+    case " $STEPS " in
+    *" wan "* | *" resync "*) ;;
+    *) return 0 ;;
+    esac
+    printf '\nIssue 5 two-site rows (1 Gbit/s link: >= 0.8x link x lz4, >= 2.5x rsync and rsync -z;\n'
+    printf 'resync of 1 %%: wire <= 1.05x the bytes that differ, >= 3x rsync -B4096)\n'
+    goal_line "initial sync over the link" wan_ours_initial_sync_mbps
+    goal_line "  vs link rate x lz4 ratio ($(row wan_link_x_lz4_mbps))" wan_ours_vs_link_lz4
+    goal_line "  vs rsync over the link ($(row wan_rsync_seconds))" wan_ours_vs_rsync
+    goal_line "  vs rsync -z over the link ($(row wan_rsync_z_seconds))" wan_ours_vs_rsync_z
+    goal_line "  replica identical (1 = yes)" wan_replica_identical
+    goal_line "resync of a 1 % change, until drained" resync_ours_seconds
+    goal_line "  wire bytes / bytes that differ" resync_ours_wire_vs_changed
+    goal_line "  vs rsync -B4096 ($(row rsync_delta_seconds))" resync_ours_vs_rsync
+    goal_line "  replica identical (1 = yes)" resync_replica_identical
+}
+
+# goal_line LABEL KEY: one summary line: the figure, its goal and met/missed
+goal_line() {
+    local goal
+    goal=$(awk -F'\t' -v k="$2" '$1 == k { print $6 }' "$REC")
+    printf '  %-52s %-16s %-8s %s\n' "$1" "$(row "$2")" "${goal:+goal $goal}" "$(verdict "$2")"
 }
 
 # md_table: the record as markdown tables, one per group, in record order
 md_table() {
-    awk -F'\t' '
+    awk -F'\t' "$VERDICT_AWK"'
     function cell(s) { gsub(/\|/, "\\|", s); return s }
     {
         if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 }
         lab = $3; ind = ""
         if (lab ~ /^  /) { sub(/^ +/, "", lab); ind = "&nbsp;&nbsp;" }
         v = ($4 == "") ? "n/a" : $4
-        rows[$2] = rows[$2] sprintf("| %s%s | %s | %s | %s | %s |\n", ind, cell(lab), v, cell($5),
-                                    cell($6), cell($8))
+        met = verdict($4, $6)
+        if (met == "missed") met = "**missed**"
+        rows[$2] = rows[$2] sprintf("| %s%s | %s | %s | %s | %s | %s |\n", ind, cell(lab), v, cell($5),
+                                    cell($6), met, cell($8))
     }
     END {
         for (i = 1; i <= n; i++) {
-            printf "\n### %s\n\n| figure | value | unit | goal | note |\n|---|---:|---|---|---|\n%s",
+            printf "\n### %s\n\n| figure | value | unit | goal | | note |\n|---|---:|---|---|---|---|\n%s",
                    order[i], rows[order[i]]
         }
     }' "$REC"
@@ -189,6 +238,34 @@ All stages work on one test image: a 1 GiB ext4 file system made with
   `backlog_bytes` of the last third of the load exceeds that of the first
   third by more than 4 MiB and at more than 2 % of the write rate. The
   pair must stay protected during the load (bitmap mode voids the row).
+- **Two sites** (`tools/bench/wan.sh`, needs root): the run creates two
+  network namespaces joined by one veth pair with private addresses that
+  exist only inside them (10.231.0.1/30 and 10.231.0.2/30), shaped to
+  1 Gbit/s with `tc qdisc ... tbf rate 1gbit burst 256kb latency 50ms` on
+  both ends (about 119 MB/s of TCP goodput), and removes them at the end
+  (and on any exit, from the run's trap); the host's interfaces and
+  routes are not touched. The primary appliance runs in one namespace,
+  the secondary in the other, the link moved onto the veth; the export
+  and nodectl stay on 127.0.0.1 in the primary's namespace. The initial
+  sync (`nbdcopy --flush` of the image into the export, then `nodectl
+  wait --drained`) is judged against link rate x lz4 ratio of the image
+  (goal 0.8x) and against `rsync` and `rsync -z` of the same image to an
+  rsync daemon in the secondary's namespace, over the same link (goal
+  2.5x faster). Bytes on the wire are the receive counter of the
+  secondary's veth (TLS, TCP/IP headers and control messages included);
+  the process server's own count of batch bytes it sent is shown beside.
+- **Resync after an outage** (`tools/bench/wan.sh`, same two namespaces):
+  the image replicated and drained, the secondary appliance is stopped,
+  1 % of the image's 4 KiB blocks (`diskbench mutate NEW 0.01 1`, random
+  bytes, the same change as the rsync row) are written through the export
+  (`lagbench patch`: every block where the changed copy differs, then a
+  flush), the secondary is started again, and the time from that start
+  until the pair is drained (noded start and link reconnect included) and
+  the bytes that reached the secondary over that time are measured:
+  goals at most 1.05x the bytes that differ on the wire, and at least 3x
+  faster than `rsync -I --inplace --no-whole-file -B4096` of the same
+  change on loopback (the rsync row). The replica is rebuilt and compared
+  afterwards, as for every run.
 - **Footprint**: the static appliance build (`make build/noded-static`,
   the same objects linked with `-static`) and the dynamic `noded`, both
   stripped; the idle RSS of each appliance run as its own process
@@ -219,7 +296,9 @@ runtime per row), `BENCH_JSON` (output file, default `$BUILD/bench.json`),
 noded build), `BENCH_LAG_RATES` (MB/s, default `50 100 200`),
 `BENCH_LAG_BS`, `BENCH_LAG_DEPTH`, `BENCH_LAG_POLL_MS`, `BENCH_DRAIN_S`
 (bound on each wait for drained), `BENCH_STEPS` (a subset of `stages rsync
-nbdkit tap ours footprint profile`), `BENCH_KEEP_PERF=1` (keep the perf
+nbdkit tap ours wan resync footprint profile`; a quick run leaves out `wan`
+and `resync` unless they are named, e.g. `BENCH_QUICK=1 BENCH_SIZE_MIB=128
+BENCH_STEPS="wan resync" tools/bench/run`), `BENCH_KEEP_PERF=1` (keep the perf
 data for `perf report -i` by hand). Logs of the last run, with the lag
 samples (`lag-RATE.tsv`) and the perf reports, are in `$BUILD/bench-log/`.
 `make bench` measures the wolfSSL the build folder links (`WOLFSSL=hw`, the
@@ -234,7 +313,9 @@ EOF
         md_table
         cat <<'EOF'
 
-Ratios are "ours / baseline" as speeds: above 1 means secondsite is faster.
+Ratios are "ours / baseline" as speeds: above 1 means secondsite is faster
+(the resync's wire ratio is bytes on the wire / bytes that differ: lower is
+better). The unnamed column says whether the figure met its goal.
 Every figure, with the command that measured it, is in `build/bench.json`.
 EOF
         # the reading of a reviewed run, written by hand (dated inside), from
