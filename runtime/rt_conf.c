@@ -122,6 +122,7 @@ static const key_schema_t key_schema[] = {
     {"ps", "cache_quota", CT_SIZE, "1G", false, "64K", NULL, NULL},
     {"ps", "bandwidth", CT_SIZE, "0", false, NULL, NULL, NULL},     /* bytes/s per pair, 0: none */
     {"ps", "compress", CT_BOOL, "true", false, NULL, NULL, NULL},
+    {"ps", "cache", CT_ENUM, "auto", false, NULL, NULL, "auto|spool|relay"},
 
     {"mt", "dir", CT_PATH, NULL, false, NULL, NULL, NULL},          /* default: data_dir/mt */
     {"mt", "retention", CT_DURATION, "24h", false, "1", NULL, NULL},

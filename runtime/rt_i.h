@@ -20,6 +20,7 @@
 #define RT_STOP_DEADLINE  10.0   /* seconds between RT_SIG_STOP and giving up */
 #define RT_BUF_MIN_SHIFT  12u    /* 4 KiB, the smallest buffer class */
 #define RT_BUF_NCLASS     14u    /* 4 KiB .. 32 MiB >= RT_MAX_PAYLOAD + RT_MAX_HEADER */
+#define RT_BUF_KEEP_DIV   2u     /* freed buffers kept (busy): up to budget / this */
 #define RT_HOUSEKEEP_S    5.0    /* period of the node's own cron (buffer cache trim) */
 
 /* m->flags bits */

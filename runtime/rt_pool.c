@@ -15,8 +15,14 @@
  *
  * Buffers come in power-of-two classes from 4 KiB to 32 MiB. The budget
  * ([node] memory) counts the class size of every live buffer; freed buffers
- * go to a per-class free list (bounded, and trimmed when the pool is idle or
- * the budget needs the room) so that steady traffic does not hit malloc.
+ * go to a per-class free list so that steady traffic does not hit malloc.
+ * The free lists hold up to half the budget (RT_BUF_KEEP_DIV): the windows
+ * in flight (agent -> process server, process server -> master target, the
+ * compressed copies) are several 1-2 MiB buffers each, released a window at
+ * a time by one ack, and a smaller cache sent most of them back to malloc
+ * only to fault fresh pages in for the next batches. The cache never costs
+ * an allocation (it gives way, largest buffers first, when the budget needs
+ * the room) nor idle memory (the node trims it after RT_HOUSEKEEP_S idle).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -177,10 +183,10 @@ static int class_of(size_t cap)
     return cls < RT_BUF_NCLASS ? (int)cls : -1;
 }
 
-/* cached (free-listed) bytes kept at most: small, for idle RSS */
+/* cached (free-listed) bytes kept at most while busy (idle: trimmed) */
 static size_t cache_limit(const rt_node_t *node)
 {
-    return node->buf_budget / 8;
+    return node->buf_budget / RT_BUF_KEEP_DIV;
 }
 
 void rt_buf_pool_init(rt_node_t *node, size_t budget)

@@ -16,7 +16,9 @@
  * the log is full, marks the blocks in the bitmap; FLUSH and FUA commit the
  * log. The cron clears the activity marks once a second (every write so far
  * is captured by then), so a crash resyncs at most the extents written in
- * the last second, and never misses one.
+ * the last second, and never misses one. Log segments that the process
+ * server's acks trimmed are deleted by worker jobs (seglog_reap_begin,
+ * AGENT_SIG_REAPED), not on the loop.
  *
  * Sync: a pass (the chart's initial_sync or resyncing) walks the dirty
  * bits: holes become ZERO records, data becomes SYNCREF records (header
@@ -32,8 +34,12 @@
  *
  * Shipping: a session per pair opens with PairOpen (at start when the ps is
  * local, on every RT_SIG_LINK_UP from a ps otherwise) and resumes from the
- * durable_seq the answer gives; batches of about 1 MiB go out under a
- * window of bytes in flight; every WriteAck trims the log. A receiver that
+ * durable_seq the answer gives; batches of about 1 MiB go out within the
+ * credit the process server gives (WriteAck.credit, the room of its cache
+ * for the pair; docs/FORMAT.md 7), or a fixed window with an older one: a
+ * full cache makes the agent wait, not send what would be refused, and a
+ * batch refused all the same is sent again from the first unacknowledged
+ * seq once credit returns; every WriteAck trims the log. A receiver that
  * holds less than the log still has (it lost data) or more than the agent
  * ever captured (the agent's log lost its tail) gets a full sync with the
  * sequence numbers continuing after its durable_seq.
@@ -55,11 +61,14 @@
 #include "nodes/agent/bitmap.h"
 #include "nodes/agent/nbd.h"
 #include "nodes/agent/pair_fsm.h"
+#include "nodes/common/codec.h"
 #include "nodes/common/seglog.h"
 #include "nodes/common/wrec.h"
 #include "repl.pb.h"
 
 #define AGENT_SIG_KICK   (RT_SIG_USER + 1) /* kick timer: there is work (capture, acks) */
+#define AGENT_SIG_REAPED (RT_SIG_USER + 2) /* a worker deleted trimmed log segments
+                                              (rt_work_arg: its seglog_job_t) */
 #define AGENT_BATCH_CAP  (2u << 20)  /* batch buffer: AGENT_BATCH + one record always fits */
 #define AGENT_SYNC_Q     64u         /* sync references queued beyond the ps's acks */
 #define AGENT_LAG_N      1024u       /* capture-time samples for rpo_lag_ms and backlog */
@@ -68,6 +77,9 @@
 #define AGENT_RUN_MAX    (AGENT_ZERO_MAX / BITMAP_BLOCK) /* blocks of one hole record */
 #define AGENT_WALK_STEPS 64u         /* walk steps per turn */
 #define AGENT_PATH       1024u
+
+/* a process server's least credit always takes the largest record */
+_Static_assert(AGENT_REC_MAX + WREC_HDR_SIZE <= CODEC_CREDIT_MIN, "record above the credit floor");
 
 /* bitmap_meta_t.flags */
 enum {
@@ -109,6 +121,7 @@ struct agent_pair {
     int fd;                        /* backing descriptor (the export's) */
     uint64_t size;
     seglog_t *log;
+    seglog_job_t *rjob;            /* deletion of trimmed log segments in flight, or NULL */
     seglog_iter_t *it;             /* shipping position (open sessions only) */
     bitmap_t *bm;
     pair_fsm_t fsm;
@@ -134,6 +147,13 @@ struct agent_pair {
     ss_Envelope pend_env;
     uint32_t pend_len;
     uint64_t pend_last;
+    uint64_t tail_seq, tail_cum;   /* the last batch reached the log's end here, at this cum */
+    bool credit_on;                /* the ps gives credit (WriteAck.credit): no fixed window */
+    uint64_t credit;               /* record bytes the ps takes beyond ps_acked, as last said */
+    bool held;                     /* a record read from the log and not sent: no credit */
+    wrec_hdr_t held_h;             /* ... its header */
+    const uint8_t *held_stored;    /* ... its data, in p->it's buffer (untouched until the
+                                      iterator's next call) */
 
     /* capture */
     bool to_bitmap;                /* the log overflowed: writes go to the bitmap */
@@ -161,6 +181,7 @@ struct agent_pair {
 
     /* counters */
     uint64_t writes, sent_batches, sent_bytes, sync_data, sync_zero, sync_holes, reopens;
+    uint64_t rewinds;              /* ACK_FULL under credit: sent again from ps_acked + 1 */
 };
 
 struct agent {
@@ -258,6 +279,9 @@ static void sess_reset(agent_pair_t *p, int to)
     p->inflight_bytes = 0;
     seglog_iter_free(p->it);
     p->it = NULL;
+    p->held = false;
+    p->credit_on = false; /* the next PairOpen answer says */
+    p->credit = 0;
     p->sess = to;
 }
 
@@ -291,6 +315,43 @@ static void sess_open(agent_pair_t *p)
 }
 
 /* ps_acked moved to @d: batches and sync references done, log trimmed */
+/* delete the log's trimmed segments on a worker, one job at a time */
+static void reap(agent_pair_t *p)
+{
+    seglog_job_t *j = NULL;
+    if (p->rjob || !seglog_reap_pending(p->log))
+        return;
+    if (seglog_reap_begin(p->log, &j, p->a->err, sizeof p->a->err) == RT_ERR)
+        rt_log(RT_LOG_WARN, "agent: pair %s: %s", p->id, p->a->err); /* the next trim retries */
+    if (!j)
+        return;
+    p->rjob = j;
+    if (rt_work_submit(&p->a->actor, seglog_job_run, j, AGENT_SIG_REAPED, 0) != RT_OK) {
+        p->rjob = NULL; /* the workers' queue is full: delete here */
+        seglog_job_run(j);
+        if (seglog_reap_end(p->log, j, p->a->err, sizeof p->a->err) != RT_OK)
+            rt_log(RT_LOG_WARN, "agent: pair %s: %s", p->id, p->a->err);
+    }
+}
+
+static void on_reaped(agent_t *a, const rt_msg_t *m)
+{
+    seglog_job_t *j = rt_work_arg(m);
+    if (!j)
+        return;
+    for (unsigned i = 0; i < a->npairs; i++) {
+        agent_pair_t *p = a->pairs[i];
+        if (p->rjob == j) {
+            p->rjob = NULL;
+            if (seglog_reap_end(p->log, j, a->err, sizeof a->err) != RT_OK)
+                rt_log(RT_LOG_WARN, "agent: pair %s: %s", p->id, a->err);
+            reap(p); /* trimmed meanwhile */
+            return;
+        }
+    }
+    seglog_job_free(j); /* (every job is a pair's) */
+}
+
 static void acked(agent_pair_t *p, uint64_t d)
 {
     if (d > p->captured)
@@ -312,6 +373,7 @@ static void acked(agent_pair_t *p, uint64_t d)
     }
     if (seglog_trim(p->log, d + 1, p->a->err, sizeof p->a->err) != RT_OK)
         rt_log(RT_LOG_ERR, "agent: pair %s: %s", p->id, p->a->err);
+    reap(p);
 }
 
 static void mt_acked(agent_pair_t *p, uint64_t m)
@@ -324,6 +386,44 @@ static void mt_acked(agent_pair_t *p, uint64_t m)
         p->lag_head = (p->lag_head + 1) % AGENT_LAG_N;
         p->lag_count--;
     }
+}
+
+/* What the ps said of its room (WriteAck.credit, or the PairOpen answer's)
+ * in an answer saying @durable durable: absent, an older ps, whose refusals
+ * the fixed window and the hold of ACK_FULL deal with. A credit counts from
+ * the ack's durable seq: one older than what we know is not taken. */
+static void credit_take(agent_pair_t *p, bool has, uint64_t credit, uint64_t durable)
+{
+    if (!has) {
+        p->credit_on = false;
+        return;
+    }
+    if (durable < p->ps_acked)
+        return;
+    p->credit_on = true;
+    p->credit = credit;
+}
+
+/* ship again from ps_acked + 1: nothing in flight, a new log position.
+ * @return RT_ERR (logged, session down) when the log cannot be read there */
+static int ship_from_acked(agent_pair_t *p)
+{
+    agent_t *a = p->a;
+    rt_buf_unref(p->pend);
+    p->pend = NULL;
+    p->r_head = p->r_count = 0;
+    p->inflight_bytes = 0;
+    seglog_iter_free(p->it);
+    p->held = false;
+    p->send_next = p->ps_acked + 1;
+    p->it = seglog_iter_new(p->log, p->send_next, true, a->err, sizeof a->err);
+    if (!p->it) {
+        rt_log(RT_LOG_ERR, "agent: pair %s: %s", p->id, a->err);
+        sess_reset(p, SESS_DOWN);
+        p->retry_us = now_mono() + 1000000u;
+        return RT_ERR;
+    }
+    return RT_OK;
 }
 
 /* The receiver holds @d, which the log cannot continue from: start the log
@@ -787,10 +887,30 @@ static uint64_t pass_end(const agent_pair_t *p)
     return e && p->read_upto > e ? p->read_upto : e;
 }
 
-/* Build one batch from send_next into @buf. *flags gets BatchFlag bits.
- * @return the records, 0 if none is there, RT_ERR (the reason in a->err). */
-static int fill_batch(agent_pair_t *p, rt_buf_t *buf, uint32_t *used, uint64_t *first,
-                      uint64_t *last, uint32_t *flags)
+/* record bytes that may be in flight to the ps: its credit (never more
+ * than the agent's own window), or the fixed window of an older ps */
+static uint64_t window(const agent_pair_t *p)
+{
+    if (!p->credit_on)
+        return AGENT_WINDOW;
+    return p->credit < AGENT_WINDOW ? p->credit : AGENT_WINDOW;
+}
+
+/* the most bytes record @h takes in a batch: a sync reference becomes a
+ * DATA record of its length (or a ZERO record, smaller) */
+static uint64_t rec_bound(const wrec_hdr_t *h)
+{
+    if ((h->flags & WREC_F_KINDS) == WREC_F_SYNCREF)
+        return WREC_HDR_SIZE + (uint64_t)h->len;
+    return wrec_size(h);
+}
+
+/* Build one batch from send_next into @buf, of at most @lim bytes (<= its
+ * capacity): a record that does not fit is held for the next batch.
+ * *flags gets BatchFlag bits. @return the records, 0 if none is there (or
+ * the first does not fit: p->held), RT_ERR (the reason in a->err). */
+static int fill_batch(agent_pair_t *p, rt_buf_t *buf, uint64_t lim, uint32_t *used,
+                      uint64_t *first, uint64_t *last, uint32_t *flags)
 {
     agent_t *a = p->a;
     const bitmap_meta_t *m = meta(p);
@@ -803,15 +923,27 @@ static int fill_batch(agent_pair_t *p, rt_buf_t *buf, uint32_t *used, uint64_t *
     while (*used < AGENT_BATCH) {
         wrec_hdr_t h;
         const uint8_t *stored;
-        int rc = seglog_iter_next(p->it, max_seq, &h, &stored, NULL, a->err, sizeof a->err);
-        if (rc == SEGLOG_END)
-            break;
-        if (rc != RT_OK)
-            return RT_ERR;
+        if (p->held) {
+            h = p->held_h;
+            stored = p->held_stored;
+            p->held = false;
+        } else {
+            int rc = seglog_iter_next(p->it, max_seq, &h, &stored, NULL, a->err, sizeof a->err);
+            if (rc == SEGLOG_END)
+                break;
+            if (rc != RT_OK)
+                return RT_ERR;
+        }
         if (h.seq != p->send_next + (uint64_t)count) {
             snprintf(a->err, sizeof a->err, "log: seq %" PRIu64 " where %" PRIu64 " was due",
                      h.seq, p->send_next + (uint64_t)count);
             return RT_ERR;
+        }
+        if (*used + rec_bound(&h) > lim) {
+            p->held = true; /* the next batch starts with it */
+            p->held_h = h;
+            p->held_stored = stored;
+            break;
         }
         uint8_t *out = buf->data + *used;
         wrec_hdr_t w = h;
@@ -872,21 +1004,33 @@ static int ship_one(agent_pair_t *p)
         ring_push(p, p->pend_last, p->pend_len);
         return RT_OK;
     }
+    if (p->r_count == 0 && p->send_next <= p->ps_acked && ship_from_acked(p) != RT_OK)
+        return RT_AGAIN; /* the ps holds more than was sent (after a rewind): skip it */
     if (p->send_next > p->captured)
         return SEGLOG_END;
-    if (p->r_count == AGENT_INFLIGHT || p->inflight_bytes >= AGENT_WINDOW)
+    if (p->r_count > 0 && !syncing(p) && p->send_next == p->tail_seq + 1 &&
+        p->captured - p->tail_seq < AGENT_COALESCE_RECS &&
+        p->cum - p->tail_cum < AGENT_COALESCE_BYTES)
+        return RT_AGAIN; /* a trickle behind a batch in flight: its ack sends it, grown */
+    uint64_t win = window(p);
+    if (p->r_count == AGENT_INFLIGHT || p->inflight_bytes >= win)
         return RT_AGAIN;
+    uint64_t room = win - p->inflight_bytes;
+    if (room > AGENT_BATCH_CAP)
+        room = AGENT_BATCH_CAP;
+    if (room < WREC_HDR_SIZE || (p->held && rec_bound(&p->held_h) > room))
+        return RT_AGAIN; /* no credit for the next record: a later ack brings some */
     rt_buf_t *buf = rt_buf_alloc_for(a->node, &a->actor, AGENT_BATCH_CAP);
     if (!buf)
         return RT_AGAIN; /* RT_SIG_RESUME comes */
     uint32_t used = 0, flags = 0;
     uint64_t first = 0, last = 0;
-    int n = fill_batch(p, buf, &used, &first, &last, &flags);
+    int n = fill_batch(p, buf, room, &used, &first, &last, &flags);
     if (n < 0)
         return ship_fail(p, buf, a->err);
     if (n == 0) {
         rt_buf_unref(buf);
-        return SEGLOG_END;
+        return p->held ? RT_AGAIN : SEGLOG_END;
     }
     if (used <= AGENT_BATCH_CAP / 4) {
         /* small batches (light load) must not pin a big buffer each */
@@ -910,6 +1054,10 @@ static int ship_one(agent_pair_t *p)
     wb->epoch = meta(p)->epoch;
     wb->sent_us = rt_now_us();
     p->send_next = last + 1;
+    if (last == p->captured) {
+        p->tail_seq = last;
+        p->tail_cum = p->cum;
+    }
     int rc = send_ps(p, &env, buf, used);
     if (rc == RT_AGAIN) {
         p->pend = buf;
@@ -1040,6 +1188,12 @@ static void on_cron(agent_t *a)
             sess_reset(p, SESS_DOWN);
         } else if (p->sess == SESS_HELD && now >= p->retry_us) {
             p->sess = SESS_DOWN;
+        } else if (p->sess == SESS_OPEN && p->credit_on && !p->r_count && !p->pend &&
+                   p->send_next <= p->captured && now - p->progress_us > stall) {
+            /* waiting for credit with nothing in flight: no ack will come by
+             * itself if the ps missed telling us of room; its PairOpen
+             * answer says how much there is (nothing is sent again) */
+            sess_reset(p, SESS_DOWN);
         }
     }
     pump(a);
@@ -1063,14 +1217,9 @@ static void on_pair_open(agent_t *a, const rt_msg_t *m)
         p->ps_acked = d > 0 ? d - 1 : 0;
         acked(p, d);
     }
-    p->send_next = p->ps_acked + 1;
-    p->it = seglog_iter_new(p->log, p->send_next, true, a->err, sizeof a->err);
-    if (!p->it) {
-        rt_log(RT_LOG_ERR, "agent: pair %s: %s", p->id, a->err);
-        sess_reset(p, SESS_DOWN);
-        p->retry_us = now_mono() + 1000000u;
+    if (ship_from_acked(p) != RT_OK)
         return;
-    }
+    credit_take(p, po->has_credit, po->credit, po->durable_seq);
     p->sess = SESS_OPEN;
     p->progress_us = now_mono();
     rt_log(RT_LOG_INFO, "agent: pair %s: process server holds seq %" PRIu64
@@ -1097,6 +1246,7 @@ static void on_write_ack(agent_t *a, const rt_msg_t *m)
             break;
         }
         acked(p, ack->durable_seq);
+        credit_take(p, ack->has_credit, ack->credit, ack->durable_seq);
         if (p->sess == SESS_HELD) {
             /* the ps says there is room again: no need to wait out the hold */
             p->sess = SESS_DOWN;
@@ -1105,6 +1255,20 @@ static void on_write_ack(agent_t *a, const rt_msg_t *m)
         break;
     case ss_AckStatus_ACK_FULL:
         acked(p, ack->durable_seq);
+        if (ack->has_credit && p->sess == SESS_OPEN) {
+            /* a refused batch under credit (pairs sharing a full cache): send
+             * again from the first unacknowledged seq once credit allows,
+             * without a new session; the log keeps the records meanwhile */
+            credit_take(p, true, ack->credit, ack->durable_seq);
+            if (p->r_count || p->pend || p->send_next > p->ps_acked + 1) {
+                p->rewinds++;
+                rt_log(RT_LOG_DEBUG, "agent: pair %s: process server cache full (%s): "
+                       "sending again from %" PRIu64 " with credit", p->id, ack->reason,
+                       p->ps_acked + 1);
+                (void)ship_from_acked(p);
+            }
+            break;
+        }
         if (p->sess != SESS_HELD)
             rt_log(RT_LOG_INFO, "agent: pair %s: process server cache full (%s): holding",
                    p->id, ack->reason);
@@ -1172,6 +1336,9 @@ static void agent_dispatch(rt_actor_t *me, const rt_msg_t *m)
     case AGENT_SIG_KICK:
         pump(a);
         break;
+    case AGENT_SIG_REAPED:
+        on_reaped(a, m);
+        break;
     case ss_Envelope_pair_open_tag:
         on_pair_open(a, m);
         break;
@@ -1235,6 +1402,10 @@ static void fill_info(const agent_pair_t *p, agent_pair_info_t *o)
     o->active = bitmap_active(p->bm);
     o->writes = p->writes;
     o->sent_batches = p->sent_batches;
+    o->credit_on = p->credit_on;
+    o->credit = p->credit;
+    o->inflight_bytes = p->inflight_bytes;
+    o->rewinds = p->rewinds;
     o->sent_bytes = p->sent_bytes;
     o->sync_data_bytes = p->sync_data;
     o->sync_zero_bytes = p->sync_zero;
@@ -1307,6 +1478,11 @@ static void status_pair(const agent_pair_t *p, mgmt_status_t *st, rt_json_t *out
     rt_json_u64(out, "next_seq", p->send_next);
     rt_json_u64(out, "inflight_batches", p->r_count);
     rt_json_u64(out, "inflight_bytes", p->inflight_bytes);
+    if (p->credit_on)
+        rt_json_u64(out, "ps_credit", p->credit);
+    else
+        rt_json_null(out, "ps_credit");
+    rt_json_u64(out, "rewinds", p->rewinds);
     rt_json_u64(out, "batches", in.sent_batches);
     rt_json_u64(out, "bytes", in.sent_bytes);
     rt_json_u64(out, "consistent_seq", in.consistent_seq);
@@ -1517,6 +1693,7 @@ static int pair_open(agent_t *a, const char *section, const char *name, char *er
         .seg_max = seg < SEGLOG_SEG_MAX_MIN ? SEGLOG_SEG_MAX_MIN
                    : seg > SEGLOG_SEG_MAX_DEFAULT ? SEGLOG_SEG_MAX_DEFAULT : seg,
         .create = true,
+        .defer_unlink = true, /* reap() deletes trimmed segments on a worker */
     };
     p->log = seglog_open(path, &lc, err, errlen);
     if (!p->log)
@@ -1611,11 +1788,20 @@ void agent_free(agent_t *me)
 {
     if (!me)
         return;
-    for (unsigned i = 0; i < me->npairs; i++)
+    /* reap jobs still on a worker own their memory until rt_actor_fini has
+     * waited for them: free them after it (their completions are dropped) */
+    seglog_job_t *jobs[AGENT_PAIRS_MAX];
+    unsigned njobs = 0;
+    for (unsigned i = 0; i < me->npairs; i++) {
+        if (me->pairs[i] && me->pairs[i]->rjob && njobs < AGENT_PAIRS_MAX)
+            jobs[njobs++] = me->pairs[i]->rjob;
         pair_free(me->pairs[i]);
+    }
     if (me->kick_ok)
         rt_timer_fini(&me->kick);
     rt_actor_fini(&me->actor);
+    for (unsigned i = 0; i < njobs; i++)
+        seglog_job_free(jobs[i]);
     free(me);
 }
 

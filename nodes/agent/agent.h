@@ -40,6 +40,8 @@
 #define AGENT_WINDOW      (8u << 20)   /* record bytes in flight to the ps, per pair */
 #define AGENT_INFLIGHT    32u          /* batches in flight to the ps, per pair */
 #define AGENT_SYNC_AHEAD  (16u << 20)  /* bytes a sync pass may queue beyond the ps's acks */
+#define AGENT_COALESCE_RECS  64u         /* a trickle of writes behind a batch in flight... */
+#define AGENT_COALESCE_BYTES (256u << 10)  /* ...waits for its ack below these (Nagle) */
 #define AGENT_STALL_S     5.0          /* no ack progress with batches in flight: reopen */
 #define AGENT_HOLD_S      1.0          /* wait after ACK_FULL before trying again */
 
@@ -107,6 +109,10 @@ typedef struct agent_pair_info {
     uint64_t sync_zero_bytes; /* bytes of sync references that read as zeros: ZERO records */
     uint64_t sync_hole_bytes; /* bytes of holes a sync pass sent as ZERO records, unread */
     uint64_t reopens;         /* PairOpen sent */
+    bool credit_on;           /* the ps gives credit (WriteAck.credit) */
+    uint64_t credit;          /* ... record bytes beyond ps_acked, as it last said */
+    uint64_t inflight_bytes;  /* record bytes sent beyond ps_acked */
+    uint64_t rewinds;         /* ACK_FULL under credit: sent again from ps_acked + 1 */
 } agent_pair_info_t;
 
 /*! agent_pair_info() : the state of pair @pair. @return RT_ERR if unknown. */

@@ -38,6 +38,13 @@
 
 #define CODEC_RAW_MAX   RT_MAX_PAYLOAD /* largest record run a batch may inflate to */
 #define CODEC_WORTH_PCT 90u            /* compressed must be below this % of raw, else raw */
+/* Flow control (WriteAck.credit): a receiver that holds nothing pending for
+ * a pair gives it at least this many record bytes of credit (and takes
+ * them, past its quota if need be), and a sender never builds a record
+ * larger than this (the agent's are at most 1 MiB of data and a header), so
+ * a sender waiting for credit gets enough for its next record at the
+ * latest once the receiver forwarded everything. */
+#define CODEC_CREDIT_MIN ((1u << 20) + 4096u)
 
 /* WriteBatch.flags bits (ss_BatchFlag), repeated here so that callers need
  * not include the generated header; a test checks they agree. */

@@ -8,6 +8,13 @@
  * valid bytes) and the descriptor of the active segment; sealed segments are
  * read through a small descriptor cache. Only the active segment is ever
  * written, and it is the only one whose tail recovery may cut.
+ *
+ * Jobs (seglog.h): a commit job holds a dup of the active segment's
+ * descriptor, so a rollover or close during its fdatasync is harmless; a
+ * reap job holds a descriptor of the folder opened anew (a dup of dirfd
+ * would share its flock and keep the folder locked after a close), and the
+ * names it deletes are copied in the log (reaping[]) so that a reset can
+ * delete them first itself without reading the job.
  */
 #include "seglog.h"
 
@@ -61,17 +68,36 @@ struct seglog {
     unsigned nsegs, capsegs;
     uint64_t empty_next;    /* next seq of a read-only log without segments */
     int afd;                /* active segment, read-write (-1 when read-only) */
-    bool dirty;             /* appended since the last sync */
     uint64_t durable;       /* highest durable seq */
     uint64_t nrec;          /* records in the log */
     uint64_t recovered;     /* tail bytes cut or ignored at open */
     const char *recovered_why;
-    uint64_t reset_gen;     /* bumped by reset: iterators from before give up */
+    uint64_t reset_gen;     /* bumped by reset: iterators and jobs from before give up */
+    bool defer_unlink;      /* trim queues names in dead[] for reap jobs */
+    seglog_job_t *cjob;     /* commit job in flight (its caller's until its end) */
+    seglog_job_t *rjob;     /* reap job in flight */
+    uint64_t dead[SEGLOG_DEAD_MAX];    /* trimmed, not handed to a reap job, oldest first */
+    unsigned ndead;
+    uint64_t reaping[SEGLOG_DEAD_MAX]; /* names the reap job in flight deletes */
+    unsigned nreaping;
     struct {
         uint64_t base;
         int fd;
     } fdc[FDCACHE];
     unsigned fdc_next;
+};
+
+enum { JOB_COMMIT = 1, JOB_REAP };
+
+struct seglog_job {
+    int kind;           /* JOB_COMMIT or JOB_REAP */
+    uint64_t gen;       /* the log's reset_gen at begin */
+    uint64_t seq;       /* commit: durable once the sync succeeded */
+    uint64_t seg;       /* commit: the segment synced */
+    int fd;             /* commit: dup of the active segment; reap: the folder */
+    unsigned n, done;   /* reap: names, names deleted */
+    uint64_t bases[SEGLOG_DEAD_MAX];
+    int err;            /* errno of the first failure, 0 */
 };
 
 struct seglog_iter {
@@ -343,7 +369,6 @@ static int seg_create(seglog_t *l, uint64_t base, char *err, size_t errlen)
     if (l->afd >= 0)
         close(l->afd);
     l->afd = fd;
-    l->dirty = false;
     return RT_OK;
 
 fail:
@@ -641,6 +666,7 @@ seglog_t *seglog_open(const char *dir, const seglog_conf_t *conf, char *err, siz
     for (unsigned i = 0; i < FDCACHE; i++)
         l->fdc[i].fd = -1;
     l->readonly = conf->readonly;
+    l->defer_unlink = conf->defer_unlink;
     l->seg_max = conf->seg_max ? conf->seg_max : SEGLOG_SEG_MAX_DEFAULT;
     l->recovered_why = "";
     l->dir = strdup(dir);
@@ -718,16 +744,22 @@ static int writable(seglog_t *l, char *err, size_t errlen)
     return RT_OK;
 }
 
+/* appended records are not all durable yet (a commit job in flight counts
+ * as not yet: only its end raises durable) */
+static bool unsynced(const seglog_t *l)
+{
+    return l->durable < seglog_last_seq(l);
+}
+
 /* Seal the active segment (sync it) and start segment @base. */
 static int rollover(seglog_t *l, uint64_t base, char *err, size_t errlen)
 {
-    if (l->dirty) {
+    if (unsynced(l)) {
         if (fdatasync(l->afd) != 0) {
             l->failed = true;
             return rt_errf(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir,
                         active(l)->base, strerror(errno));
         }
-        l->dirty = false;
         l->durable = seglog_last_seq(l);
     }
     return seg_create(l, base, err, errlen);
@@ -756,7 +788,6 @@ static int write_tail(seglog_t *l, struct iovec *iov, int cnt, char *err, size_t
 {
     seg_t *a = active(l);
 
-    l->dirty = true;
     if (pwritev_all(l->afd, iov, cnt, a->size) == RT_OK)
         return RT_OK;
     int e = errno;
@@ -855,7 +886,7 @@ int seglog_commit(seglog_t *l, uint64_t *durable_seq, char *err, size_t errlen)
 {
     if (l->failed)
         return rt_errf(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
-    if (l->dirty) {
+    if (!l->readonly && unsynced(l)) {
         if (fdatasync(l->afd) != 0) {
             /* after a failed sync the page cache cannot be trusted (the pages
              * may be marked clean yet lost): refuse until reopened */
@@ -863,12 +894,161 @@ int seglog_commit(seglog_t *l, uint64_t *durable_seq, char *err, size_t errlen)
             return rt_errf(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir,
                         active(l)->base, strerror(errno));
         }
-        l->dirty = false;
         l->durable = seglog_last_seq(l);
     }
     if (durable_seq)
         *durable_seq = l->durable;
     return RT_OK;
+}
+
+/* ---- jobs ----------------------------------------------------------------------------------- */
+
+int seglog_commit_begin(seglog_t *l, seglog_job_t **job, char *err, size_t errlen)
+{
+    seglog_job_t *j;
+
+    *job = NULL;
+    if (l->failed)
+        return rt_errf(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
+    if (l->readonly || !unsynced(l))
+        return RT_OK;
+    if (l->cjob)
+        return RT_AGAIN;
+    j = calloc(1, sizeof *j);
+    if (!j)
+        return rt_errf(err, errlen, "%s: out of memory", l->dir);
+    j->fd = fcntl(l->afd, F_DUPFD_CLOEXEC, 0);
+    if (j->fd < 0) {
+        rt_errf(err, errlen, "%s: duplicate a descriptor: %s", l->dir, strerror(errno));
+        free(j);
+        return RT_ERR;
+    }
+    j->kind = JOB_COMMIT;
+    j->gen = l->reset_gen;
+    j->seq = seglog_last_seq(l);
+    j->seg = active(l)->base;
+    l->cjob = j;
+    *job = j;
+    return RT_OK;
+}
+
+int seglog_commit_end(seglog_t *l, seglog_job_t *job, uint64_t *durable_seq, char *err,
+                      size_t errlen)
+{
+    int rc = RT_OK;
+
+    if (!job)
+        return RT_OK;
+    if (l && l->cjob == job) {
+        l->cjob = NULL;
+        if (job->kind == JOB_COMMIT && job->gen == l->reset_gen) {
+            if (job->err) {
+                l->failed = true; /* as seglog_commit: the page cache cannot be trusted */
+                rc = rt_errf(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir, job->seg,
+                             strerror(job->err));
+            } else if (job->seq > l->durable) {
+                l->durable = job->seq;
+            }
+        }
+    }
+    if (durable_seq)
+        *durable_seq = l ? l->durable : 0;
+    seglog_job_free(job);
+    return rc;
+}
+
+int seglog_reap_begin(seglog_t *l, seglog_job_t **job, char *err, size_t errlen)
+{
+    seglog_job_t *j;
+
+    *job = NULL;
+    if (l->readonly || l->ndead == 0)
+        return RT_OK;
+    if (l->rjob)
+        return RT_AGAIN;
+    j = calloc(1, sizeof *j);
+    if (!j)
+        return rt_errf(err, errlen, "%s: out of memory", l->dir);
+    /* a new open file description: a dup of dirfd would share its flock */
+    j->fd = openat(l->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (j->fd < 0) {
+        rt_errf(err, errlen, "%s: open folder: %s", l->dir, strerror(errno));
+        free(j);
+        return RT_ERR;
+    }
+    j->kind = JOB_REAP;
+    j->gen = l->reset_gen;
+    j->n = l->ndead;
+    memcpy(j->bases, l->dead, l->ndead * sizeof l->dead[0]);
+    memcpy(l->reaping, l->dead, l->ndead * sizeof l->dead[0]);
+    l->nreaping = l->ndead;
+    l->ndead = 0;
+    l->rjob = j;
+    *job = j;
+    return RT_OK;
+}
+
+int seglog_reap_end(seglog_t *l, seglog_job_t *job, char *err, size_t errlen)
+{
+    int rc = RT_OK;
+
+    if (!job)
+        return RT_OK;
+    if (l && l->rjob == job) {
+        l->rjob = NULL;
+        l->nreaping = 0;
+        if (job->kind == JOB_REAP && job->gen == l->reset_gen && job->done < job->n) {
+            /* not deleted: first in line again (trim keeps ndead + nreaping
+             * within the array, so they fit) */
+            unsigned back = job->n - job->done;
+            memmove(l->dead + back, l->dead, l->ndead * sizeof l->dead[0]);
+            memcpy(l->dead, job->bases + job->done, back * sizeof l->dead[0]);
+            l->ndead += back;
+        }
+        if (job->err)
+            rc = rt_errf(err, errlen, "%s: delete trimmed segment %" PRIu64 ": %s", l->dir,
+                         job->done < job->n ? job->bases[job->done] : job->bases[0],
+                         strerror(job->err));
+    }
+    seglog_job_free(job);
+    return rc;
+}
+
+bool seglog_reap_pending(const seglog_t *l)
+{
+    return l->ndead > 0;
+}
+
+void seglog_job_run(void *arg)
+{
+    seglog_job_t *j = arg;
+    char name[NAME_LEN + 8];
+
+    if (j->kind == JOB_COMMIT) {
+        if (fdatasync(j->fd) != 0)
+            j->err = errno;
+    } else {
+        for (j->done = 0; j->done < j->n; j->done++) {
+            seg_name(name, sizeof name, j->bases[j->done], "");
+            if (unlinkat(j->fd, name, 0) != 0 && errno != ENOENT) {
+                j->err = errno;
+                break;
+            }
+        }
+        if (j->done > 0 && fsync(j->fd) != 0 && !j->err)
+            j->err = errno;
+    }
+    close(j->fd);
+    j->fd = -1;
+}
+
+void seglog_job_free(seglog_job_t *job)
+{
+    if (!job)
+        return;
+    if (job->fd >= 0)
+        close(job->fd);
+    free(job);
 }
 
 /* ---- trim and reset ------------------------------------------------------------------------ */
@@ -892,7 +1072,12 @@ int seglog_trim(seglog_t *l, uint64_t seq, char *err, size_t errlen)
     if (writable(l, err, errlen) != RT_OK)
         return RT_ERR;
     while (n + 1 < l->nsegs && l->segs[n].last < seq) {
-        if (unlink_seg(l, l->segs[n].base, err, errlen) != RT_OK) {
+        if (l->defer_unlink) {
+            if (l->ndead + l->nreaping >= SEGLOG_DEAD_MAX)
+                break; /* the rest waits for a later trim */
+            fdc_drop(l, l->segs[n].base);
+            l->dead[l->ndead++] = l->segs[n].base;
+        } else if (unlink_seg(l, l->segs[n].base, err, errlen) != RT_OK) {
             rc = RT_ERR;
             break;
         }
@@ -903,7 +1088,7 @@ int seglog_trim(seglog_t *l, uint64_t seq, char *err, size_t errlen)
         return rc;
     memmove(l->segs, l->segs + n, (l->nsegs - n) * sizeof *l->segs);
     l->nsegs -= n;
-    if (sync_dir(l, rc == RT_OK ? err : NULL, errlen) != RT_OK)
+    if (!l->defer_unlink && sync_dir(l, rc == RT_OK ? err : NULL, errlen) != RT_OK)
         rc = RT_ERR;
     return rc;
 }
@@ -914,10 +1099,23 @@ int seglog_reset(seglog_t *l, uint64_t next_seq, char *err, size_t errlen)
         return RT_ERR;
     if (next_seq == 0)
         return rt_errf(err, errlen, "%s: reset to sequence 0", l->dir);
+    for (unsigned i = 0; i < l->nreaping; i++)
+        if (l->reaping[i] == next_seq)
+            return rt_errf(err, errlen, "%s: reset to %" PRIu64 " while that segment is being "
+                           "deleted; try again later", l->dir, next_seq);
     l->reset_gen++;
     close(l->afd);
     l->afd = -1;
-    l->dirty = false;
+    /* trimmed names first (older than the table's): a reap job in flight may
+     * delete the same names at the same time, which ENOENT makes harmless */
+    for (unsigned i = 0; i < l->nreaping + l->ndead; i++) {
+        uint64_t base = i < l->nreaping ? l->reaping[i] : l->dead[i - l->nreaping];
+        if (unlink_seg(l, base, err, errlen) != RT_OK) {
+            l->failed = true;
+            return RT_ERR;
+        }
+    }
+    l->ndead = 0; /* reaping[] stays until the job's end: the names it may still delete */
     while (l->nsegs > 0) {
         if (unlink_seg(l, l->segs[0].base, err, errlen) != RT_OK) {
             l->failed = true; /* no active segment any more */

@@ -10,7 +10,7 @@
  * Group commit: seglog_append() only writes (no fsync); seglog_commit() does
  * one fdatasync covering everything appended so far and reports the highest
  * durable sequence. The caller batches appends and acknowledges only what a
- * commit reported durable.
+ * commit reported durable (seglog_commit_end() for an asynchronous one).
  *
  * Crash safety: a segment is created as a temporary file, its header synced,
  * renamed and the folder synced, so a crash never loses or half-creates one;
@@ -24,10 +24,21 @@
  * seq + 1 (skip > 0 only where coalescing absorbed writes); a segment's name
  * is the previous segment's last seq + 1.
  *
+ * Asynchronous commit (seglog_commit_begin/_end, seglog_job_run): the
+ * fdatasync of a group commit can run on a worker thread while the owning
+ * thread keeps appending; durable rises only to what the sync covered.
+ * Deferred deletion (seglog_conf_t.defer_unlink, seglog_reap_begin/_end):
+ * trimmed segments leave the table at once and their files are deleted by
+ * a worker later, oldest first, one job at a time, so that a crash at any
+ * moment leaves a continuous log (the segments not deleted yet come back
+ * at open, below the records a caller still wants; every caller reads from
+ * its own first wanted seq, so they only cost space).
+ *
  * The log is plain blocking I/O with no event loop; one thread uses a log
- * and its iterators. Memory: the log holds a small table per segment and a
- * few open descriptors; an iterator holds one read buffer (up to
- * WREC_MAX_SIZE, plus as much again to verify LZ4 records).
+ * and its iterators (a job's worker touches only the job). Memory: the log
+ * holds a small table per segment and a few open descriptors; an iterator
+ * holds one read buffer (up to WREC_MAX_SIZE, plus as much again to verify
+ * LZ4 records).
  *
  * Errors: RT_OK / RT_ERR; on RT_ERR a one-line reason is written to @err
  * (when not NULL) that names the file and what to do.
@@ -73,6 +84,8 @@ typedef struct seglog_conf {
                              segment) ends the log instead of being cut or refused */
     bool verify_all;      /* verify data hashes of every segment at open, not just the
                              active one (sealed ones get their headers checked) */
+    bool defer_unlink;    /* seglog_trim() only queues the files of trimmed segments;
+                             seglog_reap_begin() jobs delete them */
     seglog_rec_fn on_rec; /* called for every record found at open (or NULL) */
     void *arg;            /* for on_rec */
 } seglog_conf_t;
@@ -84,7 +97,9 @@ typedef struct seglog_conf {
 seglog_t *seglog_open(const char *dir, const seglog_conf_t *conf, char *err, size_t errlen);
 
 /*! seglog_close() : close without committing (call seglog_commit() first for
- *  durability). NULL is a no-op. */
+ *  durability). NULL is a no-op. A job of the log still in flight is not
+ *  freed: it stays its caller's, who ends it later with the log given as
+ *  NULL (or another log: it is then stale) or frees it (seglog_job_free). */
 void seglog_close(seglog_t *l);
 
 /*! seglog_append() : append the records back to back in @recs (@len bytes,
@@ -113,14 +128,22 @@ int seglog_commit(seglog_t *l, uint64_t *durable_seq, char *err, size_t errlen);
 
 /*! seglog_trim() : delete the segments whose every record is below @seq (never
  *  the active segment), oldest first, then sync the folder. A crash midway
- *  leaves a shorter, still continuous log. @return RT_OK, or RT_ERR (I/O). */
+ *  leaves a shorter, still continuous log. With conf.defer_unlink the
+ *  segments only leave the table (first_seq, bytes, records and readers no
+ *  longer see them) and their names are queued for seglog_reap_begin();
+ *  at most SEGLOG_DEAD_MAX names wait at once, and a trim that finds the
+ *  queue full leaves the rest in the log for a later trim.
+ *  @return RT_OK, or RT_ERR (I/O). */
 int seglog_trim(seglog_t *l, uint64_t seq, char *err, size_t errlen);
 
 /*! seglog_reset() : drop every record and start again empty at @next_seq
  *  (e.g. an agent log that overflowed). Segments are deleted oldest first
- *  and the new one is created last; after a crash midway the log reopens as
- *  a suffix of the old one or, if none is left, as created by the next open.
- *  @return RT_OK, or RT_ERR (I/O, read-only). */
+ *  (trimmed ones still queued or being deleted by a reap job too, here, on
+ *  the calling thread) and the new one is created last; after a crash
+ *  midway the log reopens as a suffix of the old one or, if none is left,
+ *  as created by the next open. A commit job in flight becomes stale (its
+ *  end raises nothing). @return RT_OK, or RT_ERR (I/O, read-only, or
+ *  @next_seq names a segment a reap job in flight is deleting). */
 int seglog_reset(seglog_t *l, uint64_t next_seq, char *err, size_t errlen);
 
 /*! seglog_pread() : read @len bytes of the stored payload of the record at
@@ -128,6 +151,66 @@ int seglog_reset(seglog_t *l, uint64_t next_seq, char *err, size_t errlen);
  *  header from the index). @return RT_OK, or RT_ERR (trimmed, I/O, short). */
 int seglog_pread(seglog_t *l, const seglog_loc_t *loc, uint64_t off, void *buf, size_t len,
                  char *err, size_t errlen);
+
+/* ---- jobs: commit and deletion off the owning thread ---------------------------- *
+ *
+ * A job is made on the owning thread by a _begin(), run once by
+ * seglog_job_run() (an rt_work_fn: on a worker, or inline), and ended on the
+ * owning thread by the matching _end(), which frees it. From begin to end the
+ * job owns what it holds (descriptors of its own, names) and the log does
+ * not look at it, so appends, rollovers, trims, resets and even a close may
+ * happen meanwhile. At most one commit job and one reap job per log are in
+ * flight. A caller that will never see a job's end (its worker completion
+ * was dropped at shutdown) frees it with seglog_job_free(). */
+
+#define SEGLOG_DEAD_MAX 32u /* trimmed segment names waiting for deletion, at most */
+
+typedef struct seglog_job seglog_job_t;
+
+/*! seglog_commit_begin() : capture a group commit: a descriptor of its own
+ *  on the active segment and the last appended seq S. Sealed segments are
+ *  synced by the rollover that sealed them, so syncing the active one makes
+ *  everything up to S durable. *job gets the job, or NULL when everything is
+ *  durable already (nothing to run; read-only logs too).
+ *  @return RT_OK, RT_AGAIN when a commit job is in flight (*job NULL: begin
+ *  again after its end), or RT_ERR (the log failed earlier; out of memory,
+ *  no descriptor). */
+int seglog_commit_begin(seglog_t *l, seglog_job_t **job, char *err, size_t errlen);
+
+/*! seglog_commit_end() : the result of a commit job, on the owning thread:
+ *  durable rises to the S captured at begin, never above it (appends made
+ *  during the sync wait for the next commit), and never goes down. A failed
+ *  sync marks the log failed, as seglog_commit(). A job of another log, of a
+ *  closed log (@l NULL) or from before a reset is stale: nothing changes.
+ *  Frees @job. *durable_seq (may be NULL) gets seglog_durable_seq() (0 for a
+ *  NULL @l). @return RT_OK (also for a stale job), or RT_ERR (the sync
+ *  failed: reopen the log). */
+int seglog_commit_end(seglog_t *l, seglog_job_t *job, uint64_t *durable_seq, char *err,
+                      size_t errlen);
+
+/*! seglog_reap_begin() : take the queued names of trimmed segments (see
+ *  seglog_trim, conf.defer_unlink) into a job that deletes them oldest first
+ *  and then syncs the folder. *job gets NULL when nothing is queued.
+ *  @return RT_OK, RT_AGAIN when a reap job is in flight, or RT_ERR (no
+ *  descriptor for the folder, out of memory; the names stay queued). */
+int seglog_reap_begin(seglog_t *l, seglog_job_t **job, char *err, size_t errlen);
+
+/*! seglog_reap_end() : the result of a reap job, on the owning thread. Names
+ *  it could not delete go back to the head of the queue (for the next job).
+ *  Frees @job. @return RT_OK (also for a stale job), or RT_ERR (a delete or
+ *  the folder sync failed; the log itself is fine). */
+int seglog_reap_end(seglog_t *l, seglog_job_t *job, char *err, size_t errlen);
+
+/*! seglog_reap_pending() : names are queued for a reap job. */
+bool seglog_reap_pending(const seglog_t *l);
+
+/*! seglog_job_run() : do the job's system calls (fdatasync, or unlinkat and
+ *  fsync of the folder); touches only the job. Signature of rt_work_fn. */
+void seglog_job_run(void *job);
+
+/*! seglog_job_free() : free a job whose end will never be called. NULL is a
+ *  no-op. */
+void seglog_job_free(seglog_job_t *job);
 
 /* ---- state -------------------------------------------------------------------- */
 

@@ -812,7 +812,8 @@ mtj_t *mtj_open(const char *mt_dir, const char *pair, const mtj_conf_t *conf, ch
     }
     snprintf(path, sizeof path, "%s/%s", j->dir, LOG_NAME);
     seglog_conf_t lc = { .seg_max = conf->seg_max, .first_seq = j->promoted + 1,
-                         .readonly = conf->readonly, .on_rec = index_rec, .arg = j };
+                         .readonly = conf->readonly, .defer_unlink = conf->defer_unlink,
+                         .on_rec = index_rec, .arg = j };
     j->log = seglog_open(path, &lc, err, errlen);
     if (!j->log)
         goto fail;
@@ -941,6 +942,39 @@ int mtj_commit(mtj_t *j, uint64_t *durable, char *err, size_t errlen)
         return RT_OK;
     }
     return seglog_commit(j->log, durable, err, errlen);
+}
+
+int mtj_commit_begin(mtj_t *j, seglog_job_t **job, char *err, size_t errlen)
+{
+    *job = NULL;
+    if (j->readonly)
+        return RT_OK;
+    if (j->failed)
+        return rt_errf(err, errlen, "%s: unusable after an earlier failure", j->dir);
+    return seglog_commit_begin(j->log, job, err, errlen);
+}
+
+int mtj_commit_end(mtj_t *j, seglog_job_t *job, uint64_t *durable, char *err, size_t errlen)
+{
+    return seglog_commit_end(j ? j->log : NULL, job, durable, err, errlen);
+}
+
+int mtj_reap_begin(mtj_t *j, seglog_job_t **job, char *err, size_t errlen)
+{
+    *job = NULL;
+    if (j->readonly)
+        return RT_OK;
+    return seglog_reap_begin(j->log, job, err, errlen);
+}
+
+int mtj_reap_end(mtj_t *j, seglog_job_t *job, char *err, size_t errlen)
+{
+    return seglog_reap_end(j ? j->log : NULL, job, err, errlen);
+}
+
+bool mtj_reap_pending(const mtj_t *j)
+{
+    return !j->readonly && seglog_reap_pending(j->log);
 }
 
 /* ---- promotion -------------------------------------------------------------------------- */

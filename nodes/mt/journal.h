@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nodes/common/seglog.h"
 #include "nodes/common/wrec.h"
 
 #define MTJ_RETENTION_DEFAULT_US (24ull * 3600u * 1000000u) /* 24 h */
@@ -52,6 +53,8 @@ typedef struct mtj_conf {
     bool create;           /* create the pair folder if it is not there */
     bool readonly;         /* offline: write nothing (a pending promotion is not finished;
                               the points it covers are just not readable) */
+    bool defer_unlink;     /* promotion's trim only queues the dropped segments; delete
+                              them with mtj_reap_begin() jobs (seglog's defer_unlink) */
 } mtj_conf_t;
 
 typedef enum mtj_kind {
@@ -110,6 +113,27 @@ int mtj_append(mtj_t *j, const void *recs, size_t len, uint64_t *last_seq, char 
  *  *durable_seq (may be NULL) gets the highest durable sequence: ack up to it.
  *  @return RT_OK, or RT_ERR (the journal must be reopened). */
 int mtj_commit(mtj_t *j, uint64_t *durable_seq, char *err, size_t errlen);
+
+/*! mtj_commit_begin() / mtj_commit_end() : mtj_commit() in two halves, so
+ *  that its fdatasync runs on a worker (seglog_job_run) while the caller
+ *  keeps appending; durable rises at the end to what the job covered (see
+ *  seglog_commit_begin/_end; promotion never passes it). A read-only journal
+ *  has nothing to sync (*job NULL). mtj_commit_end() takes a NULL @j (the
+ *  journal was closed meanwhile: the job is stale and only freed); it frees
+ *  @job. @return as seglog_commit_begin() / seglog_commit_end(): RT_ERR
+ *  means the journal must be reopened. */
+int mtj_commit_begin(mtj_t *j, seglog_job_t **job, char *err, size_t errlen);
+int mtj_commit_end(mtj_t *j, seglog_job_t *job, uint64_t *durable_seq, char *err,
+                   size_t errlen);
+
+/*! mtj_reap_begin() / mtj_reap_end() / mtj_reap_pending() : with
+ *  conf.defer_unlink, the deletion of the segments promotion dropped, as a
+ *  job (seglog_reap_begin/_end; a journal reopened before it ran finds them
+ *  again below the promoted sequence and ignores them). mtj_reap_end() takes
+ *  a NULL @j and frees @job. @return as seglog_reap_begin()/_end(). */
+int mtj_reap_begin(mtj_t *j, seglog_job_t **job, char *err, size_t errlen);
+int mtj_reap_end(mtj_t *j, seglog_job_t *job, char *err, size_t errlen);
+bool mtj_reap_pending(const mtj_t *j);
 
 /*! mtj_read() : read @len bytes at @offset of the disk as it was after
  *  exactly the writes up to @point_seq (first_seq <= point_seq <= last_seq).

@@ -25,9 +25,14 @@
  * on the loop (a thread hop costs more). On RT_SIG_STOP what was received is
  * checked and appended before the master target says it stopped.
  *
- * Group commit: a batch is appended at once and a zero-delay timer commits
- * every journal that changed, so the batches of one turn of the loop share
- * one fdatasync per journal, and only then are they acknowledged. The end of
+ * Group commit: a batch is appended at once and a zero-delay timer starts
+ * the commit of every journal that changed; its fdatasync runs on a worker
+ * (mtj_commit_begin / seglog_job_run / mtj_commit_end) while the loop keeps
+ * taking batches, and what it covered is acknowledged when the job is back.
+ * One commit per journal is in flight; batches that arrived meanwhile share
+ * the next one, started when the job is back. Segments that promotion
+ * dropped are deleted by worker jobs too (mtj_reap_begin). Promotion itself
+ * (base image writes and sync, state file) stays on the loop. The end of
  * a sync pass is written to mt.state before that commit; it counts (as
  * consistent_seq) only once the journal durably reaches it, so a crash
  * between the two loses nothing and claims nothing early.
@@ -59,6 +64,8 @@
 enum {
     MT_SIG_COMMIT = RT_SIG_USER + 1, /* commit timer: end of the turn, commit and ack */
     MT_SIG_CHECKED = RT_SIG_USER + 2, /* a worker checked a batch (rt_work_arg: its vjob_t) */
+    MT_SIG_SYNCED = RT_SIG_USER + 3, /* a worker synced a journal or deleted dropped segments
+                                        (rt_work_arg: its seglog_job_t) */
 };
 
 /* Where the sender of a pair's batches is: a link (and its role), or a local actor. */
@@ -73,7 +80,9 @@ typedef struct mt_pair {
     uint64_t last, durable;  /* journal: appended, committed */
     uint64_t consistent;     /* end of a sync pass the journal durably holds */
     uint64_t sync_pending;   /* end of a sync pass recorded, not yet durable in the journal */
-    bool dirty;              /* appended since the last commit */
+    bool dirty;              /* appended since the last commit began */
+    seglog_job_t *cjob;      /* commit in flight (a worker syncs the journal), or NULL */
+    seglog_job_t *rjob;      /* deletion of dropped segments in flight, or NULL */
     bool ack_owed;
     uint64_t told;           /* durable_seq of the last ACK_OK the sender took */
     hub_route_t src;
@@ -210,7 +219,7 @@ static bool settle_sync(mt_pair_t *p)
 static int journal_open(mt_pair_t *p, uint64_t disk_size, bool create, char *err, size_t errlen)
 {
     mtj_conf_t jc = {.disk_size = disk_size, .retention_us = p->mt->retention_us,
-                     .first_seq = 1, .create = create};
+                     .first_seq = 1, .create = create, .defer_unlink = true};
     p->j = mtj_open(p->mt->dir, p->id, &jc, err, errlen);
     if (!p->j)
         return RT_ERR;
@@ -251,6 +260,8 @@ static void pair_close(mt_pair_t *p)
     if (!p)
         return;
     mtj_close(p->j);
+    seglog_job_free(p->cjob); /* never saw their end: dropped by rt_actor_fini */
+    seglog_job_free(p->rjob);
     free(p);
 }
 
@@ -314,22 +325,137 @@ static void ack_owed(mt_t *me, mt_pair_t *p)
     p->ack_owed = false;
 }
 
+/* after a commit: a sync pass end the journal now holds counts, and the
+ * sender hears what is durable (not while a commit is in flight: its end
+ * acks, with what it made durable) */
+static void settle_and_ack(mt_t *me, mt_pair_t *p)
+{
+    char err[256];
+    if (settle_sync(p) && state_save(p, err, sizeof err) != RT_OK)
+        rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
+    if (!p->cjob)
+        ack_owed(me, p);
+}
+
+/* the end of a commit job, on the loop: durable rises to what it covered */
+static void commit_done(mt_pair_t *p, seglog_job_t *job)
+{
+    char err[256];
+    uint64_t d = 0;
+    if (mtj_commit_end(p->j, job, &d, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
+        journal_reopen(p);
+    } else if (p->j) {
+        p->durable = d;
+    }
+}
+
+/* start the commit of what @p appended, unless one is in flight (its end
+ * starts the next); the fdatasync runs on a worker */
+static void commit_pair(mt_t *me, mt_pair_t *p)
+{
+    char err[256];
+    seglog_job_t *job = NULL;
+    uint64_t d = 0;
+    if (!p->dirty || !p->j || p->cjob)
+        return;
+    p->dirty = false;
+    int rc = mtj_commit_begin(p->j, &job, err, sizeof err);
+    if (rc == RT_AGAIN) {
+        p->dirty = true; /* (not with cjob NULL; kept for safety) */
+        return;
+    }
+    if (rc == RT_OK && !job && mtj_commit(p->j, &d, err, sizeof err) == RT_OK) {
+        p->durable = d; /* durable already: nothing is synced */
+        return;
+    }
+    if (!job) {
+        rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
+        journal_reopen(p);
+        return;
+    }
+    p->cjob = job;
+    if (rt_work_submit(&me->actor, seglog_job_run, job, MT_SIG_SYNCED, 0) != RT_OK) {
+        p->cjob = NULL; /* the workers' queue is full: sync here */
+        seglog_job_run(job);
+        commit_done(p, job);
+    }
+}
+
+/* delete the segments promotion dropped, on a worker, one job at a time */
+static void reap(mt_t *me, mt_pair_t *p)
+{
+    char err[256];
+    seglog_job_t *job = NULL;
+    if (!p->j || p->rjob || !mtj_reap_pending(p->j))
+        return;
+    if (mtj_reap_begin(p->j, &job, err, sizeof err) == RT_ERR)
+        rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err); /* the cron tries again */
+    if (!job)
+        return;
+    p->rjob = job;
+    if (rt_work_submit(&me->actor, seglog_job_run, job, MT_SIG_SYNCED, 0) != RT_OK) {
+        p->rjob = NULL; /* the workers' queue is full: delete here */
+        seglog_job_run(job);
+        if (mtj_reap_end(p->j, job, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
+    }
+}
+
+/* a commit or reap job is back */
+static void on_synced(mt_t *me, const rt_msg_t *m)
+{
+    char err[256];
+    seglog_job_t *job = rt_work_arg(m);
+    if (!job)
+        return;
+    for (unsigned i = 0; i < me->npairs; i++) {
+        mt_pair_t *p = me->pairs[i];
+        if (p->cjob == job) {
+            p->cjob = NULL;
+            commit_done(p, job);
+            settle_and_ack(me, p); /* before the next commit: it would hold the ack back */
+            commit_pair(me, p);    /* what arrived during the sync */
+            return;
+        }
+        if (p->rjob == job) {
+            p->rjob = NULL;
+            if (mtj_reap_end(p->j, job, err, sizeof err) != RT_OK)
+                rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
+            reap(me, p); /* dropped meanwhile */
+            return;
+        }
+    }
+    seglog_job_free(job); /* (every job is a pair's) */
+}
+
 static void commit_all(mt_t *me)
+{
+    me->commit_armed = false;
+    for (unsigned i = 0; i < me->npairs; i++) {
+        commit_pair(me, me->pairs[i]);
+        settle_and_ack(me, me->pairs[i]);
+    }
+}
+
+/* on RT_SIG_STOP: commit every journal here, on the loop (a job still on a
+ * worker syncs the same file: harmless), and ack what that made durable */
+static void commit_now(mt_t *me)
 {
     char err[256];
     me->commit_armed = false;
     for (unsigned i = 0; i < me->npairs; i++) {
         mt_pair_t *p = me->pairs[i];
-        if (p->dirty && p->j) {
-            uint64_t d = 0;
-            p->dirty = false;
-            if (mtj_commit(p->j, &d, err, sizeof err) != RT_OK) {
-                rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
-                journal_reopen(p);
-            } else {
-                p->durable = d;
-            }
+        uint64_t d = 0;
+        if (!p->j)
+            continue;
+        p->dirty = false;
+        if (mtj_commit(p->j, &d, err, sizeof err) != RT_OK) {
+            rt_log(RT_LOG_ERR, "mt: pair %s: %s; reopening the journal", p->id, err);
+            journal_reopen(p);
+            continue;
         }
+        p->durable = d;
         if (settle_sync(p) && state_save(p, err, sizeof err) != RT_OK)
             rt_log(RT_LOG_WARN, "mt: pair %s: %s", p->id, err);
         ack_owed(me, p);
@@ -494,7 +620,7 @@ static void vjob_release(mt_t *me, vjob_t *v)
 
 static void stop_done(mt_t *me)
 {
-    commit_all(me);
+    commit_now(me);
     rt_actor_cron(&me->actor, 0);
     rt_actor_stopped(&me->actor);
 }
@@ -641,6 +767,7 @@ static void cron(mt_t *me)
             continue;
         if (mtj_retain(p->j, now, MT_PROMOTE_CHUNK, NULL, err, sizeof err) != RT_OK)
             rt_log(RT_LOG_WARN, "mt: pair %s: promotion: %s", p->id, err);
+        reap(me, p);
         ack_owed(me, p);
     }
 }
@@ -671,6 +798,9 @@ static void mt_dispatch(rt_actor_t *actor, const rt_msg_t *m)
         break;
     case MT_SIG_CHECKED:
         on_checked(me, m);
+        break;
+    case MT_SIG_SYNCED:
+        on_synced(me, m);
         break;
     case ss_Envelope_pair_open_tag:
         on_pair_open(me, m, &env->body.pair_open);

@@ -12,10 +12,20 @@
  *
  * Durability: a WriteBatch is checked (codec_batch_open: every record's
  * header and capture hash, continuity, range), appended to the spool, and
- * acknowledged only after the commit that covers it: the commit runs from a
- * zero-delay timer, so everything that arrived in one turn of the loop
- * shares one fdatasync per spool. What the ack says durable is what a
- * reopen of the spool recovers after kill -9 (seglog's recovery rules).
+ * acknowledged only after the commit that covers it: the commit starts from
+ * a zero-delay timer, and its fdatasync runs on a worker (seglog_commit_begin
+ * / seglog_job_run / seglog_commit_end) while the loop keeps taking batches;
+ * durable rises, and the ack goes out, only when the job is back, and only
+ * to what it covered. One commit per spool is in flight; what arrived
+ * meanwhile shares the next one, started as soon as the job is back. What
+ * the ack says durable is what a reopen of the spool recovers after kill -9
+ * (seglog's recovery rules). Trimmed spool segments are deleted by worker
+ * jobs too (seglog_reap_begin), one at a time per spool, oldest first.
+ *
+ * Flow control: every ack and PairOpen answer to the agent carries the
+ * pair's credit (credit_of: record bytes it will take beyond that durable
+ * seq, its share of the room under the quota), which the agent keeps
+ * within; what was promised is taken even past the quota (grant_cum).
  *
  * Forwarding: per pair an iterator over the spool from mt_durable_seq + 1,
  * batches of about PS_BATCH_RAW bytes of records (only committed ones, and
@@ -67,6 +77,8 @@ enum {
     PS_SIG_COMMIT = RT_SIG_USER + 1, /* commit timer: end of the turn, commit and ack */
     PS_SIG_PUMP = RT_SIG_USER + 2,   /* bandwidth timer: tokens are back */
     PS_SIG_ZIPPED = RT_SIG_USER + 3, /* a worker compressed a batch (rt_work_arg: its zjob_t) */
+    PS_SIG_SYNCED = RT_SIG_USER + 4, /* a worker synced a spool or deleted trimmed segments
+                                        (rt_work_arg: its seglog_job_t) */
 };
 
 /* The forwarding state of a pair towards the master target. */
@@ -122,12 +134,16 @@ struct ps_pair {
     seglog_t *spool;
     uint64_t appended;         /* last seq appended */
     uint64_t durable;          /* last seq committed */
-    bool dirty;                /* appended since the last commit */
+    bool dirty;                /* appended since the last commit began */
+    seglog_job_t *cjob;        /* commit in flight (a worker syncs the spool), or NULL */
+    seglog_job_t *rjob;        /* deletion of trimmed segments in flight, or NULL */
     /* agent side */
     hub_route_t agent;
     bool ack_owed;             /* the agent is owed a WriteAck */
     bool said_full;            /* ACK_FULL was given: say when there is room again */
     uint64_t told_durable, told_mt;
+    uint64_t told_credit;      /* WriteAck.credit of the last ack (beyond told_durable) */
+    uint64_t grant_cum;        /* cum up to which that credit is honoured whatever the quota */
     uint64_t full_acks;
     /* master target side */
     fwd_t fwd;
@@ -302,6 +318,8 @@ static void pair_close(ps_pair_t *p)
     for (unsigned i = 0; i < PS_ZJOBS; i++)
         zjob_release(&p->zj[i]);
     seglog_close(p->spool);
+    seglog_job_free(p->cjob); /* never saw their end: dropped by rt_actor_fini */
+    seglog_job_free(p->rjob);
     free(p);
 }
 
@@ -311,10 +329,11 @@ static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
     char path[PS_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/%s", p->dir, PS_SPOOL_NAME);
     p->cum = p->cum_mark = p->last_rec = 0;
+    p->grant_cum = 0; /* a credit told before is void: the agent hears again */
     p->mk_head = p->mk_n = 0;
     p->gran = p->ps->quota / 512 > (256u << 10) ? p->ps->quota / 512 : (256u << 10);
     seglog_conf_t lc = {.seg_max = p->ps->seg_max, .first_seq = 1, .create = create,
-                        .on_rec = rec_seen, .arg = p};
+                        .defer_unlink = true, .on_rec = rec_seen, .arg = p};
     p->spool = seglog_open(path, &lc, err, errlen);
     if (!p->spool)
         return RT_ERR;
@@ -409,6 +428,61 @@ fail:
     return NULL;
 }
 
+/* ---- credit to the agent (flow control) ------------------------------------------ */
+
+static bool room_back(const ps_pair_t *p);
+
+/* the cache's room is shared by the pairs whose agent is connected */
+static uint64_t agents_now(const ps_t *me)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < me->npairs; i++)
+        if (me->pairs[i]->agent.link || me->pairs[i]->agent.actor)
+            n++;
+    return n ? n : 1;
+}
+
+/* the growth of a pair's credit worth an ack of its own (see ack_agent) */
+static uint64_t credit_step(const ps_t *me)
+{
+    uint64_t s = me->quota / 16;
+    return s < (64u << 10) ? (64u << 10) : s > PS_BATCH_RAW ? PS_BATCH_RAW : s;
+}
+
+/* WriteAck.credit for @p: record bytes its agent may send beyond the
+ * durable seq of the ack. Nothing while the agent is held (ACK_FULL, until
+ * room_back); else the pair's share of the room left under the quota, less
+ * the headers of the segments that room will take; and at least
+ * CODEC_CREDIT_MIN when nothing of the pair is pending, as a batch is then
+ * taken whatever the cache holds (on_write_batch), so that an agent never
+ * waits for room that only its own next batch would free. */
+static uint64_t credit_of(const ps_pair_t *p)
+{
+    const ps_t *me = p->ps;
+    if (p->said_full && !room_back(p))
+        return 0;
+    uint64_t used = ps_cache_bytes(me);
+    uint64_t room = me->quota > used ? me->quota - used : 0;
+    uint64_t hdrs = (room / (me->seg_max ? me->seg_max : 1) + 2) * SEGLOG_HDR_SIZE;
+    room = room > hdrs ? (room - hdrs) / agents_now(me) : 0;
+    bool pending = backlog(p) > 0 || p->appended > p->mt_durable;
+    if (!pending && room < CODEC_CREDIT_MIN)
+        room = CODEC_CREDIT_MIN;
+    return room;
+}
+
+/* @credit went to the agent: batches within it are taken even past the
+ * quota (by the segment headers, the floor of credit_of, or when pairs
+ * share a full cache), so that what the agent was promised is never refused
+ * and sent again. A later, smaller credit does not take back an earlier
+ * one: the agent may have sent on it already. */
+static void credit_told(ps_pair_t *p, uint64_t credit)
+{
+    p->told_credit = credit;
+    if (p->cum + credit > p->grant_cum)
+        p->grant_cum = p->cum + credit;
+}
+
 /* ---- acknowledgements to the agent --------------------------------------------- */
 
 static int ack_to(ps_t *me, ps_pair_t *p, const hub_route_t *r, uint32_t status, const char *reason)
@@ -421,12 +495,15 @@ static int ack_to(ps_t *me, ps_pair_t *p, const hub_route_t *r, uint32_t status,
     a->mt_durable_seq = p->mt_durable;
     a->consistent_seq = p->consistent;
     a->status = status;
+    a->has_credit = true;
+    a->credit = credit_of(p);
     if (reason)
         snprintf(a->reason, sizeof a->reason, "%s", reason);
     int rc = hub_route_send(r, &me->actor, RT_ROLE_PS, &env);
     if (rc == RT_OK) {
         p->told_durable = a->durable_seq;
         p->told_mt = a->mt_durable_seq;
+        credit_told(p, a->credit);
     }
     return rc;
 }
@@ -453,7 +530,8 @@ static void ack_agent(ps_pair_t *p)
         return;
     }
     bool release = p->said_full && room_back(p);
-    bool news = eff_durable(p) > p->told_durable || p->mt_durable > p->told_mt || release;
+    bool news = eff_durable(p) > p->told_durable || p->mt_durable > p->told_mt || release ||
+                credit_of(p) >= p->told_credit + credit_step(me);
     if (!p->ack_owed && !news)
         return;
     bool held = p->said_full && !release;
@@ -470,12 +548,12 @@ static void ack_agent(ps_pair_t *p)
         p->said_full = false;
 }
 
-/* tell held agents when there is room again */
+/* tell held agents when there is room again, and waiting ones of more credit
+ * (room freed by another pair's trim) */
 static void release_all(ps_t *me)
 {
     for (unsigned i = 0; i < me->npairs; i++)
-        if (me->pairs[i]->said_full)
-            ack_agent(me->pairs[i]);
+        ack_agent(me->pairs[i]);
 }
 
 /* ---- group commit --------------------------------------------------------------- */
@@ -520,26 +598,132 @@ static void spool_reopen(ps_pair_t *p)
         p->fwd = FWD_DOWN; /* rewind from the mt's durable seq at the next open */
 }
 
-static void commit_all(ps_t *me)
+/* the end of a commit job, on the loop: durable rises to what it covered */
+static void commit_done(ps_pair_t *p, seglog_job_t *j)
+{
+    char err[256];
+    uint64_t d = 0;
+    if (seglog_commit_end(p->spool, j, &d, err, sizeof err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "ps: pair %s: %s; reopening the spool", p->id, err);
+        spool_reopen(p);
+        return;
+    }
+    if (p->spool)
+        p->durable = d;
+}
+
+/* start the commit of what @p appended, unless one is in flight (its end
+ * starts the next); the fdatasync runs on a worker */
+static void commit_pair(ps_pair_t *p)
+{
+    char err[256];
+    seglog_job_t *j = NULL;
+    if (!p->dirty || !p->spool || p->cjob)
+        return;
+    p->dirty = false;
+    int rc = seglog_commit_begin(p->spool, &j, err, sizeof err);
+    if (rc == RT_ERR) {
+        rt_log(RT_LOG_ERR, "ps: pair %s: %s; reopening the spool", p->id, err);
+        spool_reopen(p);
+        return;
+    }
+    if (rc == RT_AGAIN) {
+        p->dirty = true; /* (not with cjob NULL; kept for safety) */
+        return;
+    }
+    if (!j) {
+        p->durable = seglog_durable_seq(p->spool); /* durable already */
+        return;
+    }
+    p->cjob = j;
+    if (rt_work_submit(&p->ps->actor, seglog_job_run, j, PS_SIG_SYNCED, 0) != RT_OK) {
+        p->cjob = NULL; /* the workers' queue is full: sync here */
+        seglog_job_run(j);
+        commit_done(p, j);
+    }
+}
+
+/* delete the spool's trimmed segments on a worker, one job at a time */
+static void reap(ps_pair_t *p)
+{
+    char err[256];
+    seglog_job_t *j = NULL;
+    if (!p->spool || p->rjob || !seglog_reap_pending(p->spool))
+        return;
+    int rc = seglog_reap_begin(p->spool, &j, err, sizeof err);
+    if (rc == RT_ERR)
+        rt_log(RT_LOG_WARN, "ps: pair %s: %s", p->id, err); /* the cron tries again */
+    if (!j)
+        return;
+    p->rjob = j;
+    if (rt_work_submit(&p->ps->actor, seglog_job_run, j, PS_SIG_SYNCED, 0) != RT_OK) {
+        p->rjob = NULL; /* the workers' queue is full: delete here */
+        seglog_job_run(j);
+        if (seglog_reap_end(p->spool, j, err, sizeof err) != RT_OK)
+            rt_log(RT_LOG_WARN, "ps: pair %s: %s", p->id, err);
+    }
+}
+
+/* a commit or reap job is back */
+static void on_synced(ps_t *me, const rt_msg_t *m)
+{
+    char err[256];
+    seglog_job_t *j = rt_work_arg(m);
+    if (!j)
+        return;
+    for (unsigned i = 0; i < me->npairs; i++) {
+        ps_pair_t *p = me->pairs[i];
+        if (p->cjob == j) {
+            p->cjob = NULL;
+            commit_done(p, j);
+            commit_pair(p); /* what arrived during the sync */
+            ack_agent(p);
+            pump(p);
+            cache_check(me);
+            return;
+        }
+        if (p->rjob == j) {
+            p->rjob = NULL;
+            if (seglog_reap_end(p->spool, j, err, sizeof err) != RT_OK)
+                rt_log(RT_LOG_WARN, "ps: pair %s: %s", p->id, err);
+            reap(p); /* names trimmed meanwhile */
+            return;
+        }
+    }
+    seglog_job_free(j); /* (every job is a pair's) */
+}
+
+/* on RT_SIG_STOP: commit every spool here, on the loop (a job still on a
+ * worker syncs the same file: harmless), and ack what that made durable */
+static void commit_now(ps_t *me)
 {
     char err[256];
     me->commit_armed = false;
     for (unsigned i = 0; i < me->npairs; i++) {
         ps_pair_t *p = me->pairs[i];
-        if (!p->dirty || !p->spool)
+        uint64_t d = 0;
+        if (!p->spool)
             continue;
         p->dirty = false;
-        uint64_t d = 0;
         if (seglog_commit(p->spool, &d, err, sizeof err) != RT_OK) {
             rt_log(RT_LOG_ERR, "ps: pair %s: %s; reopening the spool", p->id, err);
             spool_reopen(p);
             continue;
         }
         p->durable = d;
+        ack_agent(p);
     }
+}
+
+static void commit_all(ps_t *me)
+{
+    me->commit_armed = false;
+    for (unsigned i = 0; i < me->npairs; i++)
+        commit_pair(me->pairs[i]);
     for (unsigned i = 0; i < me->npairs; i++) {
         ps_pair_t *p = me->pairs[i];
-        ack_agent(p);
+        if (!p->cjob) /* else the job's end acks, with what it made durable */
+            ack_agent(p);
         pump(p);
     }
     cache_check(me);
@@ -579,6 +763,8 @@ static void on_pair_open(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
     a->consistent_seq = p->consistent;
     a->epoch = p->epoch;
     a->reply = true;
+    a->has_credit = true;
+    a->credit = credit_of(p);
     if (po->last_seq < eff_durable(p))
         rt_log(RT_LOG_WARN,
                "ps: pair %s: the agent captured up to %" PRIu64 " but %" PRIu64
@@ -587,6 +773,7 @@ static void on_pair_open(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
     if (hub_route_send(&r, &me->actor, RT_ROLE_PS, &env) == RT_OK) {
         p->told_durable = a->durable_seq;
         p->told_mt = a->mt_durable_seq;
+        credit_told(p, a->credit);
     }
     if (p->fwd == FWD_DOWN)
         fwd_open(p);
@@ -681,7 +868,7 @@ static void on_write_batch(ps_t *me, const rt_msg_t *m, const ss_WriteBatch *wb,
     if (add > 0) {
         uint64_t used = ps_cache_bytes(me);
         bool pending = backlog(p) > 0 || p->appended > p->mt_durable;
-        if (used + add > me->quota && pending) {
+        if (used + add > me->quota && pending && p->cum + add > p->grant_cum) {
             p->full_acks++;
             if (!p->said_full)
                 rt_log(RT_LOG_WARN,
@@ -829,6 +1016,7 @@ static void on_mt_open_reply(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
                seglog_trim(p->spool, p->mt_durable + 1, err, sizeof err) != RT_OK) {
         rt_log(RT_LOG_WARN, "ps: pair %s: trim: %s", p->id, err);
     }
+    reap(p);
     if (rewind_to(p, p->mt_durable) != RT_OK) {
         hold(p, PS_HOLD_BAD);
         return;
@@ -885,6 +1073,7 @@ static void on_mt_ack(ps_t *me, const ss_WriteAck *a)
         marks_drop(p, p->mt_durable);
         if (seglog_trim(p->spool, p->mt_durable + 1, err, sizeof err) != RT_OK)
             rt_log(RT_LOG_WARN, "ps: pair %s: trim: %s", p->id, err);
+        reap(p);
     }
     if (p->fl_n > 0 && p->fl[p->fl_head].from > p->mt_durable + 1) {
         /* the mt skipped something we sent: resend from where it is */
@@ -1203,6 +1392,7 @@ static void cron(ps_t *me)
         }
         if (p->ack_owed)
             ack_agent(p);
+        reap(p); /* names left queued by a failed start */
     }
     release_all(me);
     cache_check(me);
@@ -1220,7 +1410,7 @@ static void ps_dispatch(rt_actor_t *actor, const rt_msg_t *m)
             fwd_open(me->pairs[i]);
         break;
     case RT_SIG_STOP:
-        commit_all(me); /* nothing acked is lost either way; this acks what arrived */
+        commit_now(me); /* nothing acked is lost either way; this acks what arrived */
         rt_actor_cron(&me->actor, 0);
         rt_actor_stopped(&me->actor);
         break;
@@ -1251,6 +1441,9 @@ static void ps_dispatch(rt_actor_t *actor, const rt_msg_t *m)
         break;
     case PS_SIG_ZIPPED:
         on_zipped(me, m);
+        break;
+    case PS_SIG_SYNCED:
+        on_synced(me, m);
         break;
     case ss_Envelope_pair_open_tag:
         if (env->body.pair_open.reply)

@@ -12,9 +12,12 @@
  * bandwidth, a token bucket), frees spool segments once the master target
  * acknowledges them durable, and tells the agent (an unsolicited WriteAck)
  * whenever mt_durable_seq advances. The cache has a quota ([ps]
- * cache_quota): a warning at 75 % (log and status), and ACK_FULL to the
- * agent at 100 %, which makes it hold (its log absorbs, then bitmap mode);
- * the process server never drops data.
+ * cache_quota): a warning at 75 % (log and status); every ack carries the
+ * credit the agent may send beyond it (WriteAck.credit: the pair's share
+ * of the room under the quota, docs/FORMAT.md 7), so that the agent waits
+ * instead of sending what would be refused (its log absorbs, then bitmap
+ * mode); past the quota and the credit given, ACK_FULL, which makes it
+ * hold. The process server never drops data.
  *
  * Protocol: exactly PairOpen / WriteBatch / WriteAck as DATAPATH.md gives
  * them; the answer to a PairOpen is a PairOpen with reply = true. Frames

@@ -160,6 +160,8 @@ static inline void dp_nudge_cb(struct ev_loop *l, ev_timer *w, int revents)
 typedef struct dp_ack {
     uint64_t durable, mt_durable, consistent;
     uint32_t status;
+    bool has_credit;   /* WriteAck.credit present */
+    uint64_t credit;
 } dp_ack_t;
 
 typedef struct peer {
@@ -288,7 +290,8 @@ static inline void peer_dispatch(rt_actor_t *actor, const rt_msg_t *m)
     case ss_Envelope_write_ack_tag: {
         const ss_WriteAck *w = &e->body.write_ack;
         p->acks++;
-        p->ack = (dp_ack_t){w->durable_seq, w->mt_durable_seq, w->consistent_seq, w->status};
+        p->ack = (dp_ack_t){w->durable_seq, w->mt_durable_seq, w->consistent_seq, w->status,
+                            w->has_credit, w->credit};
         if (w->durable_seq > p->max_durable)
             p->max_durable = w->durable_seq;
         if (w->mt_durable_seq > p->max_mt_durable)

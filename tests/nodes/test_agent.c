@@ -20,7 +20,9 @@
  * durable_seq (nothing lost, nothing twice), extents active at the crash
  * resynced, bitmap mode on a log overflow and the resync of only the dirty
  * blocks, a receiver ahead of the log (full sync, numbering continued),
- * drained only once the master target has everything, pause and resume, a
+ * drained only once the master target has everything, the process server's
+ * credit (never exceeded, waiting instead of resending, a refusal sent
+ * again from the first unacknowledged seq), pause and resume, a
  * clean stop, status JSON and the trace of every transition.
  */
 #include <setjmp.h>
@@ -46,6 +48,7 @@
 #include "link.pb.h"
 #include "nodes/agent/agent.h"
 #include "nodes/agent/nbd_proto.h"
+#include "nodes/common/codec.h"
 #include "nodes/common/wrec.h"
 #include "repl.pb.h"
 #include "rt.h"
@@ -65,6 +68,14 @@ typedef struct fake_ps {
     uint64_t durable, mt;
     bool auto_mt;            /* the mt has everything at once */
     bool full;               /* answer ACK_FULL */
+    /* flow control (WriteAck.credit), when credit_on: the cache holds the
+     * record bytes taken and not yet at the mt, up to quota */
+    bool credit_on;
+    uint64_t quota, cache;
+    uint64_t taken;          /* record bytes taken, in all */
+    uint64_t grant;          /* taken + the credit last told: a batch past it is a breach */
+    unsigned over;           /* batches sent past the credit */
+    bool refuse_once;        /* refuse the next batch: ACK_FULL with no credit */
     uint8_t *replica;        /* SIZE bytes, every record applied in order */
     /* counters */
     unsigned opens, batches, gaps, full_acks, sync_batches, sync_done;
@@ -84,6 +95,18 @@ static void ps_bad(fake_ps_t *ps, const char *what, uint64_t seq)
     ps->bad = true;
 }
 
+/* the credit to tell now (and remember as the grant): the room under the
+ * quota, and at least CODEC_CREDIT_MIN when the cache is empty, as the
+ * real ps does */
+static uint64_t ps_credit(fake_ps_t *ps, bool none)
+{
+    uint64_t c = none || ps->cache >= ps->quota ? 0 : ps->quota - ps->cache;
+    if (!none && ps->cache == 0 && c < CODEC_CREDIT_MIN)
+        c = CODEC_CREDIT_MIN;
+    ps->grant = ps->taken + c;
+    return c;
+}
+
 static void ps_ack(fake_ps_t *ps, const rt_msg_t *m, uint32_t status)
 {
     ss_Envelope env = ss_Envelope_init_zero;
@@ -94,6 +117,10 @@ static void ps_ack(fake_ps_t *ps, const rt_msg_t *m, uint32_t status)
     env.body.write_ack.durable_seq = ps->durable;
     env.body.write_ack.mt_durable_seq = ps->mt;
     env.body.write_ack.status = status;
+    if (ps->credit_on) {
+        env.body.write_ack.has_credit = true;
+        env.body.write_ack.credit = ps_credit(ps, status == ss_AckStatus_ACK_FULL);
+    }
     assert_int_equal(hub_reply(ps->hub, &ps->actor, m, &env, NULL, 0), RT_OK);
 }
 
@@ -102,7 +129,10 @@ static void ps_batch(fake_ps_t *ps, const rt_msg_t *m)
     const ss_Envelope *env = (const ss_Envelope *)m->data;
     const ss_WriteBatch *wb = &env->body.write_batch;
     ps->batches++;
-    if (ps->full) {
+    if (ps->credit_on && ps->taken + wb->raw_len > ps->grant)
+        ps->over++;
+    if (ps->full || ps->refuse_once) {
+        ps->refuse_once = false;
         ps->full_acks++;
         ps_ack(ps, m, ss_AckStatus_ACK_FULL);
         return;
@@ -168,8 +198,12 @@ static void ps_batch(fake_ps_t *ps, const rt_msg_t *m)
         ps->sync_done_seq = wb->last_seq;
     }
     ps->durable = wb->last_seq;
-    if (ps->auto_mt)
+    ps->taken += wb->raw_len;
+    ps->cache += wb->raw_len;
+    if (ps->auto_mt) {
         ps->mt = ps->durable;
+        ps->cache = 0;
+    }
     ps_ack(ps, m, ss_AckStatus_ACK_OK);
 }
 
@@ -184,6 +218,8 @@ static void ps_dispatch(rt_actor_t *me, const rt_msg_t *m)
         r.body.pair_open.reply = true;
         r.body.pair_open.durable_seq = ps->durable;
         r.body.pair_open.mt_durable_seq = ps->mt;
+        r.body.pair_open.has_credit = ps->credit_on;
+        r.body.pair_open.credit = ps->credit_on ? ps_credit(ps, false) : 0;
         ps->opens++;
         ps->want_first = true;
         assert_int_equal(hub_reply(ps->hub, &ps->actor, m, &r, NULL, 0), RT_OK);
@@ -196,11 +232,14 @@ static void ps_dispatch(rt_actor_t *me, const rt_msg_t *m)
 static void ps_mt_catch_up(fake_ps_t *ps)
 {
     ps->mt = ps->durable;
+    ps->cache = 0;
     ss_Envelope env = ss_Envelope_init_zero;
     env.which_body = ss_Envelope_write_ack_tag;
     snprintf(env.body.write_ack.pair, sizeof env.body.write_ack.pair, "d0");
     env.body.write_ack.durable_seq = ps->durable;
     env.body.write_ack.mt_durable_seq = ps->mt;
+    env.body.write_ack.has_credit = ps->credit_on;
+    env.body.write_ack.credit = ps->credit_on ? ps_credit(ps, false) : 0;
     assert_int_equal(hub_send_role(ps->hub, &ps->actor, RT_ROLE_AGENT, &env, NULL, 0), RT_OK);
 }
 
@@ -758,6 +797,81 @@ static void test_drained_needs_mt(void **state)
     close(fd);
 }
 
+/* a ps that gives credit (WriteAck.credit) with a cache far smaller than
+ * the agent's window: the agent never sends past the credit, waits while
+ * the cache is full (its log keeps the writes) instead of having batches
+ * refused, and goes on as acks give credit back; a batch refused all the
+ * same (ACK_FULL) is sent again from the first unacknowledged seq once
+ * credit returns, without a new session, and nothing is lost */
+static void test_credit_flow(void **state)
+{
+    (void)state;
+    F.ps.credit_on = true;
+    F.ps.quota = 256u << 10;
+    fx_start("256M");
+    RUN_UNTIL(in_state("protected"), WAIT_S);
+    assert_true(info().credit_on);
+    assert_int_equal(F.ps.over, 0);
+    unsigned opens = F.ps.opens;
+    F.ps.auto_mt = false;
+    int fd = cli_open();
+    /* 2 MiB in 32 writes of 64 KiB: eight times the cache, more than the
+     * credit of an empty cache */
+    for (unsigned i = 0; i < 32; i++)
+        cli_write(fd, 4 * MiB + (uint64_t)i * 65536, 65536, 40 + i, 0);
+    RUN_UNTIL(false, 0.3);
+    agent_pair_info_t in = info();
+    assert_string_equal(in.state, "protected"); /* the log holds it: no bitmap mode */
+    assert_int_equal(F.ps.over, 0);
+    assert_int_equal(F.ps.full_acks, 0);
+    assert_true(F.ps.cache <= F.ps.quota);
+    /* it sent up to the credit: the next record (64 KiB) did not fit */
+    assert_true(F.ps.cache + 65536 + WREC_HDR_SIZE > F.ps.quota);
+    assert_true(in.ps_acked < in.captured);     /* and waits with the rest */
+    assert_true(in.credit_on);
+    assert_int_equal(in.credit, F.ps.quota - F.ps.cache);
+    assert_int_equal(in.inflight_bytes, 0);
+    unsigned batches = F.ps.batches;
+    RUN_UNTIL(false, 0.2);
+    assert_int_equal(F.ps.batches, batches); /* waiting, not sending */
+    /* the mt catches up again and again: credit comes back each time */
+    for (int i = 0; i < 16 && F.ps.mt < info().captured; i++) {
+        ps_mt_catch_up(&F.ps);
+        RUN_UNTIL(F.ps.durable == info().captured || F.ps.cache >= F.ps.quota, WAIT_S);
+    }
+    ps_mt_catch_up(&F.ps);
+    wait_drained();
+    expect_replica_equal();
+    assert_int_equal(F.ps.over, 0);
+    assert_int_equal(F.ps.full_acks, 0);
+    assert_int_equal(F.ps.gaps, 0);
+
+    /* refused all the same: sent again once credit returns */
+    F.ps.refuse_once = true;
+    uint64_t before = info().captured;
+    cli_write(fd, 6 * MiB, 65536, 99, 0);
+    RUN_UNTIL(F.ps.full_acks == 1, WAIT_S);
+    RUN_UNTIL(false, 0.2);
+    assert_int_equal(F.ps.full_acks, 1);
+    in = info();
+    assert_int_equal(in.rewinds, 1);
+    assert_int_equal(in.credit, 0);
+    assert_int_equal(in.ps_acked, before);
+    assert_true(in.captured > before);
+    batches = F.ps.batches;
+    RUN_UNTIL(false, 0.2);
+    assert_int_equal(F.ps.batches, batches); /* no credit: nothing sent */
+    ps_mt_catch_up(&F.ps);                    /* credit again */
+    RUN_UNTIL(F.ps.durable == info().captured, WAIT_S);
+    ps_mt_catch_up(&F.ps);
+    wait_drained();
+    expect_replica_equal();
+    assert_int_equal(F.ps.gaps, 0);   /* it resumed at durable + 1 */
+    assert_int_equal(F.ps.over, 0);
+    assert_int_equal(F.ps.opens, opens); /* in the same session */
+    close(fd);
+}
+
 /* paused: capture goes on, nothing ships; resumed: everything arrives */
 static void test_pause_resume(void **state)
 {
@@ -858,6 +972,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bitmap_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receiver_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drained_needs_mt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credit_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_conf, setup, teardown),

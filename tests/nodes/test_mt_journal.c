@@ -8,7 +8,9 @@
  * rebuilt from the headers), with mtj_export() and the offline
  * mtj_restore(), and across retention promotions (byte budget, hold), an
  * interrupted promotion (read-only and writable reopen), point resolution
- * and listing, the refusals of mtj_append(), sparse output, and a 256 MiB
+ * and listing, the refusals of mtj_append(), sparse output, the commit in
+ * two halves (a job: durable and promotion wait for its end) with deferred
+ * deletion of promoted segments (a reopen before it ran), and a 256 MiB
  * disk with 100000 records. Random writes are unaligned DATA (raw and LZ4),
  * ZERO, TRIM, MARK and coalesced (INTERIOR) records, generated
  * deterministically from their sequence number.
@@ -19,6 +21,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -400,6 +403,116 @@ static void test_promotion(void **state)
     mtj_close(j);
     for (int i = 0; i < 7; i++)
         free(snaps[i].img);
+}
+
+/* segment files in the journal's log folder */
+static unsigned jseg_files(void)
+{
+    char path[400];
+    struct dirent *e;
+    unsigned n = 0;
+
+    snprintf(path, sizeof path, "%s/pair-1/journal", mtdir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".seg") == 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static mtj_t *jopen_defer(uint64_t disk, uint64_t seg_max, bool create)
+{
+    mtj_conf_t c = { .disk_size = create ? disk : 0, .seg_max = seg_max, .create = create,
+                     .retention_us = 100 * MS, .defer_unlink = true };
+    return mtj_open(mtdir, "pair-1", &c, err, sizeof err);
+}
+
+static void test_async_commit_deferred_trim(void **state)
+{
+    (void)state;
+    static uint8_t model[DISK1], data[WREC_MAX_DATA];
+    snap_t snap = { 220, calloc(1, DISK1) };
+    seglog_job_t *job = NULL, *job2 = NULL;
+    mtj_info_t in;
+    wrec_hdr_t h;
+    uint64_t d = 0, p = 0, last = 0;
+
+    assert_non_null(snap.img);
+    memset(model, 0, sizeof model);
+    mtj_t *j = jopen_defer(DISK1, 32u << 10, true);
+    assert_non_null(j);
+    feed(j, 1, 200, DISK1, 32u << 10, model, &snap, 1, 25);
+    /* 201..220 appended, a commit job begins, 221..230 come during its sync */
+    for (uint64_t s = 201; s <= 230; s++) {
+        bool lz4 = gen(s, DISK1, 32u << 10, &h, data);
+        apply_model(model, &h, data);
+        add(s, &h, data, lz4);
+        if (s == 220) {
+            memcpy(snap.img, model, DISK1);
+            flush(j, false);
+            assert_int_equal(mtj_commit_begin(j, &job, err, sizeof err), RT_OK);
+            assert_non_null(job);
+            assert_int_equal(mtj_commit_begin(j, &job2, err, sizeof err), RT_AGAIN);
+        }
+    }
+    flush(j, false);
+    mtj_info(j, &in);
+    assert_int_equal(in.last_seq, 230);
+    /* before the job's end only what rollovers synced (sealed segments) is
+     * durable, never the active segment's tail */
+    uint64_t rolled = in.durable_seq;
+    assert_true(rolled >= 200 && rolled < 230);
+    seglog_job_run(job);
+    assert_int_equal(mtj_commit_end(j, job, &d, err, sizeof err), RT_OK);
+    /* what the sync covered (220), not 221..230 appended during it */
+    assert_int_equal(d, rolled > 220 ? rolled : 220);
+    mtj_info(j, &in);
+    assert_int_equal(in.durable_seq, d);
+    /* promotion never passes durable: the far future promotes up to <= d */
+    assert_int_equal(mtj_retain(j, T0 + 100000 * MS, 0, &p, err, sizeof err), RT_OK);
+    assert_true(p > 150 && p <= d);
+    assert_true(gen_point(p, DISK1));
+    /* the promoted segments left the journal's table; their files wait */
+    unsigned files = jseg_files();
+    assert_true(mtj_reap_pending(j));
+    mtj_info(j, &in);
+    assert_int_equal(in.promoted_seq, p);
+    if (p <= 220)
+        expect_point(j, 220, snap.img, DISK1);
+    expect_point(j, 230, model, DISK1);
+    assert_int_equal(mtj_commit(j, &last, err, sizeof err), RT_OK);
+    assert_int_equal(last, 230);
+    mtj_close(j); /* a crash before the deletion ran */
+
+    j = jopen_defer(0, 32u << 10, false);
+    assert_non_null(j);
+    mtj_info(j, &in);
+    assert_int_equal(in.promoted_seq, p);
+    assert_int_equal(in.last_seq, 230);
+    assert_int_equal(jseg_files(), files); /* the old segments are back, below P: ignored */
+    if (p <= 220)
+        expect_point(j, 220, snap.img, DISK1);
+    expect_point(j, 230, model, DISK1);
+    /* promoting again queues them, and a job deletes them */
+    feed(j, 231, 240, DISK1, 32u << 10, model, NULL, 0, 5);
+    assert_int_equal(mtj_retain(j, T0 + 100000 * MS, 0, &p, err, sizeof err), RT_OK);
+    assert_true(p > 230);
+    assert_true(mtj_reap_pending(j));
+    assert_int_equal(mtj_reap_begin(j, &job, err, sizeof err), RT_OK);
+    assert_non_null(job);
+    seglog_job_run(job);
+    assert_int_equal(mtj_reap_end(j, job, err, sizeof err), RT_OK);
+    assert_false(mtj_reap_pending(j));
+    assert_true(jseg_files() < files);
+    expect_point(j, 240, model, DISK1);
+    mtj_close(j);
+    j = jopen_defer(0, 32u << 10, false);
+    assert_non_null(j);
+    expect_point(j, 240, model, DISK1);
+    mtj_close(j);
+    free(snap.img);
 }
 
 static void write_state(uint64_t disk, uint64_t promoted, uint64_t ptime, uint64_t target)
@@ -945,6 +1058,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_points_match_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promotion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_commit_deferred_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_promotion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_journal_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_and_points, setup, teardown),

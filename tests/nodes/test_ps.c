@@ -11,7 +11,8 @@
  * record refused); resume after a reopen; what an ack calls durable is what
  * a reopen recovers after kill -9 (a forked node killed at random moments);
  * the quota (warning, ACK_FULL, nothing dropped, recovery once the mt
- * acks); the same replica with and without compression, and no compression
+ * acks); the credit of every answer (an agent that keeps within it is never
+ * refused, waits while the cache is full and is told of room unasked); the same replica with and without compression, and no compression
  * of incompressible data; the unsolicited ack when the mt advances; and the
  * bandwidth limit, measured over a bounded run with generous bounds.
  */
@@ -370,11 +371,13 @@ static void test_quota_full_then_recovery(void **state)
 {
     (void)state;
     /* 256 KiB of cache, 4 KiB records; the fake mt takes batches but acks
-     * nothing until told */
+     * nothing until told. The fake agent ignores WriteAck.credit (an older
+     * agent): the ps takes the CODEC_CREDIT_MIN it gave at the open, when
+     * nothing was pending, and refuses what goes past it */
     fx_up("cache_quota = 256K\ncompress = false", false, true);
     F.agent.window = 2;
     F.agent.per = 4;
-    F.agent.limit = 240;
+    F.agent.limit = 480;
     agent_open(0);
     RUN_UNTIL(F.loop, F.fmt.sender != NULL, 5); /* the ps opened the pair at the mt */
     for (int i = 0; i < F.agent.window; i++)
@@ -386,8 +389,9 @@ static void test_quota_full_then_recovery(void **state)
     RUN_UNTIL(F.loop, false, 0.3); /* batches of that turn still get their commit */
     assert_true(ps_cache_warning(F.ps));
     uint64_t used = ps_cache_bytes(F.ps);
-    assert_true(used <= (256u << 10) + 1024); /* a segment header or so over, never a batch */
-    assert_true(used >= (256u << 10) * 3 / 4);
+    /* the promised credit and segment headers over, never a batch more */
+    assert_true(used <= CODEC_CREDIT_MIN + 2048);
+    assert_true(used >= CODEC_CREDIT_MIN - 2 * 4 * (BLOCK + WREC_HDR_SIZE));
     ps_pair_info_t pi;
     ps_pair_info(F.ps, "p1", &pi);
     uint64_t held = pi.durable_seq;
@@ -409,19 +413,99 @@ static void test_quota_full_then_recovery(void **state)
     assert_true(F.agent.acks > acks);
     assert_int_equal(F.agent.ack.status, ss_AckStatus_ACK_OK);
     assert_true(F.agent.ack.mt_durable > 0);
-    RUN_UNTIL(F.loop, F.fmt.got >= 240 && F.agent.max_mt_durable >= 240, 20);
+    RUN_UNTIL(F.loop, F.fmt.got >= 480 && F.agent.max_mt_durable >= 480, 20);
     assert_int_equal(F.fmt.errors, 0);
-    assert_int_equal(F.fmt.got, 240);
-    assert_int_equal(F.agent.max_durable, 240);
-    assert_int_equal(F.agent.max_mt_durable, 240);
+    assert_int_equal(F.fmt.got, 480);
+    assert_int_equal(F.agent.max_durable, 480);
+    assert_int_equal(F.agent.max_mt_durable, 480);
     /* nothing dropped, nothing out of order: the replica is the source */
     static uint8_t want[DISK_SIZE];
-    dp_image(240, BLOCK, false, want);
+    dp_image(480, BLOCK, false, want);
     assert_memory_equal(F.fmt.img, want, DISK_SIZE);
     /* the cache drained back under the warning */
     RUN_UNTIL(F.loop, !ps_cache_warning(F.ps), 3);
     assert_false(ps_cache_warning(F.ps));
     assert_true(ps_cache_bytes(F.ps) < (256u << 10) / 2);
+}
+
+/* the fake agent as the real one ships: batches of 4 records while the
+ * credit of the last answer (PairOpen, then each WriteAck, counted from its
+ * durable_seq) covers them, up to seq @limit; @return once it sent @limit
+ * or has had no credit for @idle_s seconds */
+static void drive_within_credit(uint64_t limit, double idle_s)
+{
+    const uint64_t rec = BLOCK + WREC_HDR_SIZE;
+    uint64_t d = F.agent.open.durable_seq, credit = F.agent.open.credit;
+    int acks = -1;
+    uint64_t idle_end = rt_mono_us() + (uint64_t)(idle_s * 1e6);
+    uint64_t hard_end = rt_mono_us() + 30000000u;
+    assert_true(F.agent.open.has_credit);
+    while (F.agent.sent_last < limit && rt_mono_us() < idle_end && rt_mono_us() < hard_end) {
+        if (F.agent.acks != acks && F.agent.acks > 0) {
+            acks = F.agent.acks;
+            assert_true(F.agent.ack.has_credit);
+            d = F.agent.ack.durable;
+            credit = F.agent.ack.credit;
+        }
+        uint64_t last = F.agent.sent_last + 4 <= limit ? F.agent.sent_last + 4 : limit;
+        if ((last - d) * rec <= credit &&
+            peer_send_batch(&F.agent, F.agent.sent_last + 1, last, 0) == RT_OK) {
+            idle_end = rt_mono_us() + (uint64_t)(idle_s * 1e6);
+            continue;
+        }
+        ev_run(F.loop, EVRUN_ONCE);
+    }
+}
+
+/* WriteAck.credit: an agent that keeps within it is never refused, even
+ * with a cache far smaller than what it has to send; the credit falls to 0
+ * while the master target takes nothing, comes back (an unsolicited ack)
+ * once it acknowledges, and nothing is lost or sent twice */
+static void test_credit(void **state)
+{
+    (void)state;
+    fx_up("cache_quota = 256K\ncompress = false", false, true);
+    agent_open(0);
+    RUN_UNTIL(F.loop, F.fmt.sender != NULL, 5);
+    /* nothing pending: at least the floor, whatever the quota */
+    assert_true(F.agent.open.has_credit);
+    assert_true(F.agent.open.credit >= CODEC_CREDIT_MIN);
+
+    /* the mt takes nothing: the credit runs out, with no refusal */
+    drive_within_credit(480, 0.5);
+    RUN_UNTIL(F.loop, F.agent.max_durable == F.agent.sent_last, 5);
+    assert_int_equal(F.agent.full, 0);
+    assert_true(F.agent.sent_last < 480);       /* held back by the credit ... */
+    assert_true(F.agent.sent_last * (BLOCK + WREC_HDR_SIZE) >= (256u << 10)); /* ... not before */
+    assert_int_equal(F.agent.max_durable, F.agent.sent_last);
+    assert_true(F.agent.ack.has_credit);
+    assert_int_equal(F.agent.ack.credit, 0);
+    assert_true(ps_cache_bytes(F.ps) <= CODEC_CREDIT_MIN + 2048);
+    ps_pair_info_t pi;
+    assert_int_equal(ps_pair_info(F.ps, "p1", &pi), RT_OK);
+    assert_int_equal(pi.full_acks, 0);
+    uint64_t stalled = F.agent.sent_last;
+    int acks = F.agent.acks;
+
+    /* the mt acknowledges: room again, and the agent is told unasked */
+    F.fmt.auto_ack = true;
+    peer_ack_now(&F.fmt, ss_AckStatus_ACK_OK);
+    RUN_UNTIL(F.loop, F.agent.acks > acks, 5);
+    assert_true(F.agent.acks > acks);
+    assert_true(F.agent.ack.credit > 0);
+    drive_within_credit(480, 2.0);
+    RUN_UNTIL(F.loop, F.fmt.got >= 480 && F.agent.max_mt_durable >= 480, 20);
+    assert_true(F.agent.sent_last == 480 && stalled < 480);
+    assert_int_equal(F.agent.full, 0);
+    assert_int_equal(F.fmt.errors, 0);
+    assert_int_equal(F.fmt.dups, 0);
+    assert_int_equal(F.fmt.got, 480);
+    assert_int_equal(F.agent.max_mt_durable, 480);
+    assert_int_equal(ps_pair_info(F.ps, "p1", &pi), RT_OK);
+    assert_int_equal(pi.full_acks, 0);
+    static uint8_t want[DISK_SIZE];
+    dp_image(480, BLOCK, false, want);
+    assert_memory_equal(F.fmt.img, want, DISK_SIZE);
 }
 
 /* the mt comes back without writes it had acknowledged, which the cache has
@@ -718,6 +802,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_after_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_durable_before_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_full_then_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mt_lost_data_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compression_same_replica, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bandwidth_limit, setup, teardown),

@@ -9,7 +9,11 @@
  * reopening to exactly the complete prefix and appendable again; damage in
  * a sealed segment refused (read-only: the log ends before it); leftover
  * temporary files; trim; iterators that follow appends and build batches;
- * the folder lock; reset. Logs live under $TMPDIR (default /dev/shm when
+ * the folder lock; reset; asynchronous commit jobs (durable never ahead of
+ * what the sync covered, appends and rollovers during a sync, a failed sync,
+ * stale jobs after a reset or a close) and deferred deletion of trimmed
+ * segments (a reopen before the deletion ran, or after part of it). Logs
+ * live under $TMPDIR (default /dev/shm when
  * present, so the thousand reopens stay fast).
  */
 #include <setjmp.h>
@@ -763,6 +767,298 @@ static void test_durable_at_rollover(void **state)
     seglog_close(l);
 }
 
+/* ---- asynchronous commit and deferred deletion ------------------------------------- */
+
+static seglog_t *open_defer(uint64_t seg_max, bool create)
+{
+    seglog_conf_t c = { .seg_max = seg_max, .create = create, .defer_unlink = true };
+    return seglog_open(dir, &c, err, sizeof err);
+}
+
+static void test_async_commit(void **state)
+{
+    (void)state;
+    seglog_t *l = open_log(0, true, false, NULL, NULL);
+    seglog_job_t *j = NULL, *j2 = NULL;
+    uint64_t d = 99;
+
+    assert_non_null(l);
+    /* nothing appended: nothing to run */
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_null(j);
+
+    append_range(l, 1, 5, 5);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    /* one commit in flight at a time */
+    assert_int_equal(seglog_commit_begin(l, &j2, err, sizeof err), RT_AGAIN);
+    assert_null(j2);
+    /* appends go on during the sync; none of it is durable before the end */
+    append_range(l, 6, 9, 2);
+    assert_int_equal(seglog_durable_seq(l), 0);
+    seglog_job_run(j);
+    assert_int_equal(seglog_durable_seq(l), 0); /* the worker does not touch the log */
+    assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_OK);
+    /* exactly what the sync covered: not the appends made meanwhile */
+    assert_int_equal(d, 5);
+    assert_int_equal(seglog_durable_seq(l), 5);
+
+    /* the next job covers those */
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    seglog_job_run(j);
+    assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, 9);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_null(j); /* all durable */
+
+    /* a job that never ran (dropped at shutdown) is freed, and then a
+     * synchronous commit still works beside a job in flight */
+    append_range(l, 10, 10, 1);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    assert_int_equal(seglog_commit(l, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, 10);
+    seglog_job_run(j);
+    assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, 10); /* never goes down */
+    seglog_close(l);
+
+    l = open_log(0, false, false, NULL, NULL);
+    assert_non_null(l);
+    assert_int_equal(seglog_last_seq(l), 10);
+    assert_int_equal(iterate_all(l, 1), 10);
+    seglog_close(l);
+}
+
+static void test_async_commit_rollover(void **state)
+{
+    (void)state;
+    seglog_t *l = open_log(4096, true, false, NULL, NULL);
+    seglog_job_t *j = NULL;
+    uint64_t d;
+
+    assert_non_null(l);
+    append_range(l, 1, 2, 2);
+    unsigned segs = seglog_segments(l);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    /* rollovers while the job holds (a dup of) the old active segment */
+    append_range(l, 3, 30, 1);
+    assert_true(seglog_segments(l) > segs + 2);
+    uint64_t at_roll = seglog_durable_seq(l); /* the rollovers synced the sealed ones */
+    assert_true(at_roll >= 2 && at_roll < 30);
+    seglog_job_run(j);
+    assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, at_roll); /* the old job's 2 does not take it back */
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    seglog_job_run(j);
+    assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, 30);
+    seglog_close(l);
+
+    /* a job outliving its log's close is stale: freed, nothing else */
+    l = open_log(4096, false, false, NULL, NULL);
+    assert_non_null(l);
+    assert_int_equal(seglog_last_seq(l), 30);
+    append_range(l, 31, 31, 1);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    seglog_close(l);
+    seglog_job_run(j);
+    assert_int_equal(seglog_commit_end(NULL, j, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, 0);
+
+    /* and a job from before a reset raises nothing */
+    l = open_log(4096, false, false, NULL, NULL);
+    assert_non_null(l);
+    assert_int_equal(seglog_last_seq(l), 31); /* the job's sync still made it durable */
+    append_range(l, 32, 33, 2);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    assert_int_equal(seglog_reset(l, 100, err, sizeof err), RT_OK);
+    seglog_job_run(j);
+    assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, 99);
+    seglog_close(l);
+}
+
+static void test_async_commit_fails(void **state)
+{
+    (void)state;
+    seglog_t *l = open_log(0, true, false, NULL, NULL);
+    seglog_job_t *j = NULL;
+    static uint8_t buf[4096];
+    uint64_t d;
+
+    assert_non_null(l);
+    append_range(l, 1, 4, 4);
+    assert_int_equal(seglog_commit(l, NULL, err, sizeof err), RT_OK);
+    append_range(l, 5, 8, 4);
+    /* the job's descriptor is the lowest free one (F_DUPFD from 0): find it
+     * first, then close it under the job so that its fdatasync fails */
+    int probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    assert_int_equal(close(probe), 0);
+    seglog_job_run(j);
+    assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_ERR);
+    assert_non_null(strstr(err, "sync segment"));
+    assert_int_equal(seglog_durable_seq(l), 4); /* nothing new is durable */
+    /* failed: refuses everything until reopened */
+    size_t n = mkrec(buf, 9, 0, 0);
+    assert_int_equal(seglog_append(l, buf, n, NULL, NULL, err, sizeof err), RT_ERR);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_ERR);
+    assert_int_equal(seglog_commit(l, NULL, err, sizeof err), RT_ERR);
+    seglog_close(l);
+    l = open_log(0, false, false, NULL, NULL);
+    assert_non_null(l);
+    assert_int_equal(seglog_last_seq(l), 8); /* what the page cache had (no crash here) */
+    seglog_close(l);
+}
+
+/* the segment file names in the folder */
+static unsigned seg_files(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    unsigned n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        if (strlen(e->d_name) == 24 && strcmp(e->d_name + 20, ".seg") == 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void test_deferred_unlink(void **state)
+{
+    (void)state;
+    seglog_t *l = open_defer(4096, true);
+    seglog_job_t *j = NULL, *j2 = NULL;
+    char path[400];
+
+    assert_non_null(l);
+    append_range(l, 1, 60, 60);
+    assert_int_equal(seglog_commit(l, NULL, err, sizeof err), RT_OK);
+    unsigned segs = seglog_segments(l);
+    assert_true(segs > 6);
+    assert_int_equal(seg_files(), segs);
+    assert_false(seglog_reap_pending(l));
+
+    /* the table drops the segments at once, the files stay */
+    assert_int_equal(seglog_trim(l, 20, err, sizeof err), RT_OK);
+    uint64_t first = seglog_first_seq(l);
+    unsigned left = seglog_segments(l);
+    assert_true(first > 1 && first <= 20);
+    assert_true(left < segs);
+    assert_int_equal(seg_files(), segs);
+    assert_true(seglog_reap_pending(l));
+    assert_int_equal(iterate_all(l, 1), 60 - first + 1);
+
+    /* crash before the deletion ran: the trimmed segments come back, below
+     * what a caller wants, and the log is continuous */
+    seglog_close(l);
+    l = open_defer(4096, false);
+    assert_non_null(l);
+    assert_int_equal(seglog_first_seq(l), 1);
+    assert_int_equal(seglog_segments(l), segs);
+    assert_int_equal(iterate_all(l, first), 60 - first + 1);
+
+    /* crash after part of the deletion (oldest first): still continuous */
+    assert_int_equal(seglog_trim(l, 20, err, sizeof err), RT_OK);
+    assert_int_equal(seglog_first_seq(l), first);
+    seglog_close(l);
+    seg_path(path, sizeof path, 1);
+    assert_int_equal(unlink(path), 0);
+    l = open_defer(4096, false);
+    assert_non_null(l);
+    assert_true(seglog_first_seq(l) > 1 && seglog_first_seq(l) <= first);
+    assert_int_equal(seglog_last_seq(l), 60);
+
+    /* the reap job deletes them; appends and trims go on meanwhile */
+    assert_int_equal(seglog_trim(l, 20, err, sizeof err), RT_OK);
+    assert_int_equal(seglog_first_seq(l), first);
+    assert_int_equal(seglog_reap_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    assert_false(seglog_reap_pending(l));
+    assert_int_equal(seglog_reap_begin(l, &j2, err, sizeof err), RT_OK);
+    assert_null(j2); /* nothing queued */
+    append_range(l, 61, 80, 1);
+    assert_int_equal(seglog_commit(l, NULL, err, sizeof err), RT_OK);
+    unsigned before2 = seglog_segments(l);
+    assert_int_equal(seglog_trim(l, 40, err, sizeof err), RT_OK);
+    unsigned queued2 = before2 - seglog_segments(l);
+    assert_true(queued2 > 0);
+    uint64_t first2 = seglog_first_seq(l);
+    assert_true(first2 > first);
+    assert_int_equal(seglog_reap_begin(l, &j2, err, sizeof err), RT_AGAIN); /* one at a time */
+    seglog_job_run(j);
+    assert_int_equal(seglog_reap_end(l, j, err, sizeof err), RT_OK);
+    /* the first job's files are gone, the second trim's are still there */
+    assert_int_equal(seg_files(), seglog_segments(l) + queued2);
+    assert_true(seglog_reap_pending(l)); /* the second trim's names */
+    assert_int_equal(seglog_reap_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    seglog_job_run(j);
+    assert_int_equal(seglog_reap_end(l, j, err, sizeof err), RT_OK);
+    assert_int_equal(seg_files(), seglog_segments(l)); /* every trimmed file is gone */
+    seglog_close(l);
+    l = open_defer(4096, false);
+    assert_non_null(l);
+    assert_int_equal(seglog_first_seq(l), first2);
+    assert_int_equal(iterate_all(l, 1), 80 - first2 + 1);
+
+    /* a reset deletes queued names itself: nothing old is left behind */
+    assert_int_equal(seglog_trim(l, 70, err, sizeof err), RT_OK);
+    assert_true(seglog_reap_pending(l));
+    assert_int_equal(seglog_reap_begin(l, &j, err, sizeof err), RT_OK); /* in flight */
+    assert_non_null(j);
+    append_range(l, 81, 90, 1);
+    assert_int_equal(seglog_trim(l, 85, err, sizeof err), RT_OK); /* queued */
+    assert_int_equal(seglog_reset(l, 200, err, sizeof err), RT_OK);
+    assert_int_equal(seg_files(), 1);
+    seglog_job_run(j); /* its names are gone already: ENOENT is fine */
+    assert_int_equal(seglog_reap_end(l, j, err, sizeof err), RT_OK);
+    assert_false(seglog_reap_pending(l));
+    seglog_close(l);
+    l = open_defer(4096, false);
+    assert_non_null(l);
+    assert_int_equal(seglog_first_seq(l), 200);
+    seglog_close(l);
+}
+
+static void test_trim_queue_bound(void **state)
+{
+    (void)state;
+    seglog_t *l = open_defer(4096, true);
+    seglog_job_t *j = NULL;
+
+    assert_non_null(l);
+    append_range(l, 1, 400, 50);
+    assert_int_equal(seglog_commit(l, NULL, err, sizeof err), RT_OK);
+    unsigned segs = seglog_segments(l);
+    assert_true(segs > SEGLOG_DEAD_MAX + 2);
+    /* at most SEGLOG_DEAD_MAX names wait: the rest stays in the log */
+    assert_int_equal(seglog_trim(l, 400, err, sizeof err), RT_OK);
+    assert_int_equal(seglog_segments(l), segs - SEGLOG_DEAD_MAX);
+    assert_int_equal(seglog_reap_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    assert_int_equal(seglog_trim(l, 400, err, sizeof err), RT_OK);
+    assert_int_equal(seglog_segments(l), segs - SEGLOG_DEAD_MAX); /* in flight count too */
+    seglog_job_run(j);
+    assert_int_equal(seglog_reap_end(l, j, err, sizeof err), RT_OK);
+    assert_int_equal(seglog_trim(l, 400, err, sizeof err), RT_OK);
+    assert_true(seglog_segments(l) < segs - SEGLOG_DEAD_MAX);
+    assert_int_equal(seg_files(), segs - SEGLOG_DEAD_MAX);
+    assert_int_equal(iterate_all(l, seglog_first_seq(l)), 400 - seglog_first_seq(l) + 1);
+    seglog_close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -775,6 +1071,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_iterators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durable_at_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_commit_rollover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_commit_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_unlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_queue_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,6 +183,22 @@ static const golden_t rows[] = {
     GOLDEN(ss_PairOpen, PAIROPEN_VAL, PAIROPEN_WIRE),
     GOLDEN(ss_WriteBatch, WRITEBATCH_VAL, WRITEBATCH_WIRE),
     GOLDEN(ss_WriteAck, WRITEACK_VAL, WRITEACK_WIRE),
+    /* credit (proto3 optional): absent above (an older ps: the agent's own
+     * window), present here; present and 0 is sent (send nothing more) */
+    GOLDEN(ss_WriteAck, (.pair = "p0", .durable_seq = 300, .has_credit = true, .credit = 1052672u),
+           0x0a, 0x02, 'p', '0',                    /* 1 pair        len 2 */
+           0x10, 0xac, 0x02,                        /* 2 durable_seq varint 300 */
+           0x38, 0x80, 0xa0, 0x40),                 /* 7 credit      varint 2^20 + 4096 */
+    GOLDEN(ss_WriteAck, (.pair = "p0", .status = 1, .has_credit = true, .credit = 0),
+           0x0a, 0x02, 'p', '0',                    /* 1 pair   len 2 */
+           0x28, 0x01,                              /* 5 status varint ACK_FULL */
+           0x38, 0x00),                             /* 7 credit varint 0, present */
+    GOLDEN(ss_PairOpen,
+           (.pair = "p0", .durable_seq = 990, .reply = true, .has_credit = true, .credit = 65536),
+           0x0a, 0x02, 'p', '0',                    /* 1 pair        len 2 */
+           0x28, 0xde, 0x07,                        /* 5 durable_seq varint 990 */
+           0x50, 0x01,                              /* 10 reply      varint 1 */
+           0x58, 0x80, 0x80, 0x04),                 /* 11 credit     varint 2^16 */
 
     /* mgmt.proto */
     GOLDEN(ss_MgmtRequest, MGMTREQ_VAL, MGMTREQ_WIRE),

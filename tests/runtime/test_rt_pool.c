@@ -4,8 +4,8 @@
  * (runtime/rt_pool.c).
  *
  * Size classes, the byte budget (exhaustion, then room again after a
- * release), reuse through the free lists, the cache giving way to the
- * budget, RT_SIG_RESUME for an actor refused a buffer, and the lazy slot
+ * release), reuse through the free lists, a window of big buffers kept
+ * for reuse (up to half the budget), the cache giving way to the budget, RT_SIG_RESUME for an actor refused a buffer, and the lazy slot
  * allocation that keeps an idle node small.
  */
 #include <setjmp.h>
@@ -130,15 +130,15 @@ static void test_cache_gives_way(void **state)
     (void)state;
     rt_conf_t *conf;
     rt_node_t *node = small_node(&conf);
-    /* fill the cache: 128 x 4 KiB = 512 KiB = budget / 8 */
-    static rt_buf_t *small[200];
-    for (int i = 0; i < 200; i++) {
+    /* fill the cache: 512 x 4 KiB = 2 MiB = budget / RT_BUF_KEEP_DIV */
+    static rt_buf_t *small[700];
+    for (int i = 0; i < 700; i++) {
         small[i] = rt_buf_alloc(node, 4096);
         assert_non_null(small[i]);
     }
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < 700; i++)
         rt_buf_unref(small[i]);
-    assert_int_equal(node->buf_cached, 512u << 10); /* bounded, the rest freed */
+    assert_int_equal(node->buf_cached, (4u << 20) / RT_BUF_KEEP_DIV); /* bounded, the rest freed */
     /* the whole budget is still there for big buffers, and the cache shrinks */
     rt_buf_t *big[4];
     for (int i = 0; i < 4; i++) {
@@ -150,6 +150,45 @@ static void test_cache_gives_way(void **state)
     for (int i = 0; i < 4; i++)
         rt_buf_unref(big[i]);
     rt_buf_trim(node);
+    assert_int_equal(node->buf_cached, 0);
+    small_node_free(node, conf);
+}
+
+/* a window of big buffers released at once (one ack) is kept for the next
+ * window, up to half the budget: the same memory comes back, no malloc;
+ * an idle trim gives it all back */
+static void test_cache_keeps_window(void **state)
+{
+    (void)state;
+    rt_conf_t *conf;
+    rt_node_t *node = small_node(&conf);
+    rt_buf_t *w[3], *again[2];
+    for (int i = 0; i < 3; i++) {
+        w[i] = rt_buf_alloc(node, (1u << 20) - 100); /* a batch: the 1 MiB class */
+        assert_non_null(w[i]);
+        memset(w[i]->data, i, w[i]->cap);
+    }
+    for (int i = 0; i < 3; i++)
+        rt_buf_unref(w[i]);
+    /* two of the three kept: 2 MiB = budget / 2; the third went to malloc */
+    assert_int_equal(node->buf_cached, 2u << 20);
+    assert_int_equal(node->buf_used, 0);
+    for (int i = 0; i < 2; i++) {
+        again[i] = rt_buf_alloc(node, 1u << 20);
+        assert_non_null(again[i]);
+        assert_true(again[i] == w[0] || again[i] == w[1] || again[i] == w[2]);
+    }
+    assert_ptr_not_equal(again[0], again[1]);
+    assert_int_equal(node->buf_cached, 0);
+    for (int i = 0; i < 2; i++)
+        rt_buf_unref(again[i]);
+    assert_int_equal(node->buf_cached, 2u << 20);
+    /* the budget still serves a buffer the cache's room is needed for */
+    rt_buf_t *big = rt_buf_alloc(node, 4u << 20);
+    assert_non_null(big);
+    assert_int_equal(node->buf_cached, 0);
+    rt_buf_unref(big);
+    rt_buf_trim(node); /* what the node does when idle */
     assert_int_equal(node->buf_cached, 0);
     small_node_free(node, conf);
 }
@@ -243,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_classes),
         cmocka_unit_test(test_budget_and_reuse),
         cmocka_unit_test(test_cache_gives_way),
+        cmocka_unit_test(test_cache_keeps_window),
         cmocka_unit_test(test_buf_resume),
         cmocka_unit_test(test_slots_lazy_and_bounded),
     };
