@@ -14,7 +14,11 @@
  * before the write touches the disk; on_write appends a record with the next
  * sequence number (one per started MiB of a long write) to the log, or, when
  * the log is full, marks the blocks in the bitmap; FLUSH and FUA commit the
- * log. The cron clears the activity marks once a second (every write so far
+ * log and the bitmap on a worker (commit_job_t, AGENT_SIG_COMMITTED; one
+ * job at a time, the FLUSHes that arrive during one share the next) while
+ * their NBD requests stay parked (NBD_PARK, nbd_export_complete()), and the
+ * disk's own fdatasync for them runs on a worker too (AGENT_SIG_FSYNCED):
+ * other requests keep being served meanwhile. The cron clears the activity marks once a second (every write so far
  * is captured by then), so a crash resyncs at most the extents written in
  * the last second, and never misses one. Log segments that the process
  * server's acks trimmed are deleted by worker jobs (seglog_reap_begin,
@@ -69,6 +73,10 @@
 #define AGENT_SIG_KICK   (RT_SIG_USER + 1) /* kick timer: there is work (capture, acks) */
 #define AGENT_SIG_REAPED (RT_SIG_USER + 2) /* a worker deleted trimmed log segments
                                               (rt_work_arg: its seglog_job_t) */
+#define AGENT_SIG_COMMITTED (RT_SIG_USER + 3) /* a worker synced a pair's log and bitmap
+                                                 (rt_work_arg: its commit_job_t) */
+#define AGENT_SIG_FSYNCED (RT_SIG_USER + 4) /* a worker synced a pair's disk for a FLUSH
+                                               or FUA (rt_work_arg: its nbd_sync_t) */
 #define AGENT_BATCH_CAP  (2u << 20)  /* batch buffer: AGENT_BATCH + one record always fits */
 #define AGENT_SYNC_Q     64u         /* sync references queued beyond the ps's acks */
 #define AGENT_LAG_N      1024u       /* capture-time samples for rpo_lag_ms and backlog */
@@ -107,6 +115,15 @@ typedef struct lag_sample {
 
 typedef struct agent_pair agent_pair_t;
 
+/* A group commit off the loop for FLUSH and FUA: the log's and the bitmap's
+ * fdatasync (either may be NULL: nothing to sync there), and the NBD token
+ * up to which the parked replies wait for it. */
+typedef struct commit_job {
+    seglog_job_t *lj;
+    bitmap_job_t *bj;
+    uint64_t token;
+} commit_job_t;
+
 struct agent_pair {
     agent_t *a;
     char id[RT_NAME_MAX];          /* pair id */
@@ -122,6 +139,9 @@ struct agent_pair {
     uint64_t size;
     seglog_t *log;
     seglog_job_t *rjob;            /* deletion of trimmed log segments in flight, or NULL */
+    commit_job_t *cjob;            /* FLUSH/FUA commit in flight, or NULL */
+    bool commit_want;              /* FLUSH/FUA parked since cjob began: the next job's */
+    nbd_sync_t *fjob;              /* the disk's fdatasync in flight on a worker, or NULL */
     seglog_iter_t *it;             /* shipping position (open sessions only) */
     bitmap_t *bm;
     pair_fsm_t fsm;
@@ -555,6 +575,143 @@ static int commit(agent_pair_t *p)
     return RT_OK;
 }
 
+static void commit_job_run(void *arg)
+{
+    commit_job_t *j = arg;
+    if (j->bj)
+        bitmap_job_run(j->bj);
+    if (j->lj)
+        seglog_job_run(j->lj);
+}
+
+static void commit_job_free(commit_job_t *j)
+{
+    if (!j)
+        return;
+    seglog_job_free(j->lj);
+    bitmap_job_free(j->bj);
+    free(j);
+}
+
+/* the end of a commit job, on the loop: the replies it covers go out */
+static void commit_done(agent_pair_t *p, commit_job_t *j)
+{
+    agent_t *a = p->a;
+    int rc = RT_OK;
+    if (seglog_commit_end(p->log, j->lj, NULL, a->err, sizeof a->err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "agent: pair %s: %s", p->id, a->err);
+        rc = RT_ERR;
+    }
+    j->lj = NULL;
+    if (bitmap_sync_end(p->bm, j->bj, a->err, sizeof a->err) != RT_OK) {
+        rt_log(RT_LOG_ERR, "agent: pair %s: %s", p->id, a->err);
+        rc = RT_ERR;
+    }
+    j->bj = NULL;
+    uint64_t t = j->token;
+    free(j);
+    nbd_export_complete(p->exp, t, rc);
+}
+
+/* Make the log and the bitmap durable for a FLUSH or FUA off the loop: a
+ * job covering every record captured so far and every NBD token given out
+ * so far, one at a time (a FLUSH arriving during one waits for the next,
+ * which covers every one that waited). @return RT_OK (durable already, or
+ * synced here), NBD_PARK (nbd_export_complete() follows; perhaps already
+ * did), RT_ERR. */
+static int commit_async(agent_pair_t *p)
+{
+    agent_t *a = p->a;
+    commit_job_t *j;
+    if (p->cjob) {
+        p->commit_want = true;
+        return NBD_PARK;
+    }
+    p->commit_want = false;
+    if (!(j = calloc(1, sizeof *j)))
+        return commit(p);
+    j->token = nbd_export_token(p->exp);
+    int rc = bitmap_sync_begin(p->bm, &j->bj, a->err, sizeof a->err);
+    if (rc == RT_OK) {
+        rc = seglog_commit_begin(p->log, &j->lj, a->err, sizeof a->err);
+        if (rc != RT_OK && j->bj) { /* (a begun bitmap job must end) */
+            bitmap_job_run(j->bj);
+            (void)bitmap_sync_end(p->bm, j->bj, NULL, 0);
+            j->bj = NULL;
+        }
+    }
+    if (rc != RT_OK) { /* RT_AGAIN (not ours: cannot be) or RT_ERR: on the loop */
+        if (rc == RT_ERR)
+            rt_log(RT_LOG_WARN, "agent: pair %s: %s (committing on the loop)", p->id, a->err);
+        free(j);
+        return commit(p);
+    }
+    if (!j->lj && !j->bj) {
+        free(j);
+        return RT_OK;
+    }
+    p->cjob = j;
+    if (rt_work_submit(&a->actor, commit_job_run, j, AGENT_SIG_COMMITTED, 0) != RT_OK) {
+        p->cjob = NULL; /* the workers' queue is full: sync here */
+        commit_job_run(j);
+        commit_done(p, j);
+    }
+    return NBD_PARK;
+}
+
+/* the parked FLUSH/FUA replies that waited for the job after the one that ended */
+static void commit_next(agent_pair_t *p)
+{
+    uint64_t t = nbd_export_token(p->exp);
+    int rc = commit_async(p);
+    if (rc != NBD_PARK)
+        nbd_export_complete(p->exp, t, rc);
+}
+
+static void on_committed(agent_t *a, const rt_msg_t *m)
+{
+    commit_job_t *j = rt_work_arg(m);
+    if (!j)
+        return;
+    for (unsigned i = 0; i < a->npairs; i++) {
+        agent_pair_t *p = a->pairs[i];
+        if (p->cjob == j) {
+            p->cjob = NULL;
+            commit_done(p, j);
+            if (p->commit_want)
+                commit_next(p);
+            return;
+        }
+    }
+    commit_job_free(j); /* (every job is a pair's) */
+}
+
+/* nbd_server_conf.sync_submit: the disk's fdatasync on a worker */
+static int disk_sync_submit(void *arg, nbd_sync_t *job)
+{
+    agent_pair_t *p = arg;
+    if (p->fjob || rt_work_submit(&p->a->actor, nbd_sync_run, job, AGENT_SIG_FSYNCED, 0) != RT_OK)
+        return RT_ERR; /* the server syncs on the loop */
+    p->fjob = job;
+    return RT_OK;
+}
+
+static void on_fsynced(agent_t *a, const rt_msg_t *m)
+{
+    nbd_sync_t *j = rt_work_arg(m);
+    if (!j)
+        return;
+    for (unsigned i = 0; i < a->npairs; i++) {
+        agent_pair_t *p = a->pairs[i];
+        if (p->fjob == j) {
+            p->fjob = NULL;
+            nbd_sync_end(p->srv, j);
+            return;
+        }
+    }
+    nbd_sync_free(j);
+}
+
 static int hook_begin(void *ctx, uint64_t off, uint32_t len)
 {
     agent_pair_t *p = ctx;
@@ -595,15 +752,15 @@ static int hook_write(void *ctx, uint64_t off, uint32_t len, const void *data, u
     }
     if (!logged && mark_dirty(p, off, len) != RT_OK)
         return RT_ERR;
-    if ((flags & NBD_HOOK_FUA) && commit(p) != RT_OK)
-        return RT_ERR;
     kick(a);
+    if (flags & NBD_HOOK_FUA)
+        return commit_async(p);
     return RT_OK;
 }
 
 static int hook_flush(void *ctx)
 {
-    return commit(ctx);
+    return commit_async(ctx);
 }
 
 /* ---- chart actions ------------------------------------------------------------------ */
@@ -1160,7 +1317,8 @@ static void on_stop(agent_t *a)
     for (unsigned i = 0; i < a->npairs; i++) {
         agent_pair_t *p = a->pairs[i];
         nbd_export_pause(p->exp); /* no write runs any more: everything is captured */
-        (void)commit(p);
+        /* parked FLUSH/FUA replies: this commit covers them */
+        nbd_export_complete(p->exp, nbd_export_token(p->exp), commit(p));
         if (bitmap_quiesce(p->bm, a->err, sizeof a->err) != RT_OK ||
             bitmap_sync(p->bm, a->err, sizeof a->err) != RT_OK)
             rt_log(RT_LOG_ERR, "agent: pair %s: %s", p->id, a->err);
@@ -1338,6 +1496,12 @@ static void agent_dispatch(rt_actor_t *me, const rt_msg_t *m)
         break;
     case AGENT_SIG_REAPED:
         on_reaped(a, m);
+        break;
+    case AGENT_SIG_COMMITTED:
+        on_committed(a, m);
+        break;
+    case AGENT_SIG_FSYNCED:
+        on_fsynced(a, m);
         break;
     case ss_Envelope_pair_open_tag:
         on_pair_open(a, m);
@@ -1655,7 +1819,7 @@ static int pair_open(agent_t *a, const char *section, const char *name, char *er
         goto fail;
     }
     /* the export: the disk, served with our capture hooks, held until START */
-    nbd_server_conf_t sc = {.listen = p->listen};
+    nbd_server_conf_t sc = {.listen = p->listen, .sync_submit = disk_sync_submit, .sync_arg = p};
     p->srv = nbd_server_new(rt_node_loop(a->node), &sc);
     if (!p->srv) {
         snprintf(err, errlen, "[%s]: cannot serve NBD on %s (see the line above)", section,
@@ -1791,17 +1955,24 @@ void agent_free(agent_t *me)
     /* reap jobs still on a worker own their memory until rt_actor_fini has
      * waited for them: free them after it (their completions are dropped) */
     seglog_job_t *jobs[AGENT_PAIRS_MAX];
+    commit_job_t *cjobs[AGENT_PAIRS_MAX];
+    nbd_sync_t *fjobs[AGENT_PAIRS_MAX];
     unsigned njobs = 0;
-    for (unsigned i = 0; i < me->npairs; i++) {
-        if (me->pairs[i] && me->pairs[i]->rjob && njobs < AGENT_PAIRS_MAX)
-            jobs[njobs++] = me->pairs[i]->rjob;
-        pair_free(me->pairs[i]);
+    for (unsigned i = 0; i < me->npairs && i < AGENT_PAIRS_MAX; i++) {
+        agent_pair_t *p = me->pairs[i];
+        jobs[njobs] = p ? p->rjob : NULL;
+        cjobs[njobs] = p ? p->cjob : NULL;
+        fjobs[njobs++] = p ? p->fjob : NULL;
+        pair_free(p);
     }
     if (me->kick_ok)
         rt_timer_fini(&me->kick);
     rt_actor_fini(&me->actor);
-    for (unsigned i = 0; i < njobs; i++)
+    for (unsigned i = 0; i < njobs; i++) {
         seglog_job_free(jobs[i]);
+        commit_job_free(cjobs[i]);
+        nbd_sync_free(fjobs[i]);
+    }
     free(me);
 }
 

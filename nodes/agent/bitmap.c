@@ -40,7 +40,9 @@ struct bitmap {
     uint64_t dirty;        /* set dirty bits */
     unsigned active;       /* set activity bits */
     unsigned recovered;    /* activity bits found at open */
-    bool unsynced;         /* written since the last fdatasync */
+    uint64_t wgen;         /* writes to the file so far (counts persist() calls) */
+    uint64_t sgen;         /* ... of which a finished fdatasync covers this many */
+    bitmap_job_t *job;     /* sync job in flight (its caller's until its end), or NULL */
     bitmap_meta_t meta;
 };
 
@@ -141,7 +143,7 @@ static int persist(bitmap_t *bm, const uint8_t *base, uint64_t foff, uint64_t lo
 {
     if (pwrite_all(bm->fd, base + lo, (size_t)(hi - lo + 1), foff + lo) != RT_OK)
         return rt_errf(err, errlen, "%s: write: %s", bm->path, strerror(errno));
-    bm->unsynced = true;
+    bm->wgen++;
     return RT_OK;
 }
 
@@ -488,12 +490,73 @@ unsigned bitmap_recovered(const bitmap_t *bm)
 
 int bitmap_sync(bitmap_t *bm, char *err, size_t errlen)
 {
-    if (!bm->unsynced)
+    if (bm->sgen == bm->wgen)
         return RT_OK;
     if (fdatasync(bm->fd) != 0)
         return rt_errf(err, errlen, "%s: fdatasync: %s", bm->path, strerror(errno));
-    bm->unsynced = false;
+    bm->sgen = bm->wgen;
     return RT_OK;
+}
+
+/* A sync job: a descriptor of its own (the bitmap may be closed meanwhile)
+ * and the write count it covers. */
+struct bitmap_job {
+    const bitmap_t *bm; /* for bitmap_sync_end() to tell its own jobs (compared only) */
+    int fd;
+    uint64_t gen;
+    int err;            /* errno of the fdatasync, 0 when it worked */
+};
+
+int bitmap_sync_begin(bitmap_t *bm, bitmap_job_t **job, char *err, size_t errlen)
+{
+    *job = NULL;
+    if (bm->sgen == bm->wgen)
+        return RT_OK;
+    if (bm->job)
+        return RT_AGAIN;
+    bitmap_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return rt_errf(err, errlen, "%s: out of memory", bm->path);
+    j->fd = fcntl(bm->fd, F_DUPFD_CLOEXEC, 0);
+    if (j->fd < 0) {
+        free(j);
+        return rt_errf(err, errlen, "%s: duplicate a descriptor: %s", bm->path, strerror(errno));
+    }
+    j->bm = bm;
+    j->gen = bm->wgen;
+    bm->job = j;
+    *job = j;
+    return RT_OK;
+}
+
+void bitmap_job_run(void *job)
+{
+    bitmap_job_t *j = job;
+    j->err = fdatasync(j->fd) == 0 ? 0 : errno;
+}
+
+int bitmap_sync_end(bitmap_t *bm, bitmap_job_t *job, char *err, size_t errlen)
+{
+    int rc = RT_OK;
+    if (!job)
+        return RT_OK;
+    if (bm && bm->job == job) {
+        bm->job = NULL;
+        if (job->err)
+            rc = rt_errf(err, errlen, "%s: fdatasync: %s", bm->path, strerror(job->err));
+        else if (job->gen > bm->sgen)
+            bm->sgen = job->gen;
+    }
+    bitmap_job_free(job);
+    return rc;
+}
+
+void bitmap_job_free(bitmap_job_t *job)
+{
+    if (!job)
+        return;
+    close(job->fd);
+    free(job);
 }
 
 const bitmap_meta_t *bitmap_meta(const bitmap_t *bm)

@@ -106,6 +106,25 @@ unsigned bitmap_recovered(const bitmap_t *bm);
 /*! bitmap_sync() : fdatasync the file if anything changed since the last
  *  sync. @return RT_OK or RT_ERR. */
 int bitmap_sync(bitmap_t *bm, char *err, size_t errlen);
+/* Sync off the loop: bitmap_sync_begin() captures a job (a descriptor of its
+ * own and the writes made so far) on the owning thread, bitmap_job_run() (an
+ * rt_work_fn) does its fdatasync on a worker, and bitmap_sync_end() on the
+ * owning thread marks synced what the job covered (writes made meanwhile
+ * wait for a later sync) and frees it. One job at a time per bitmap; from
+ * begin to end the bitmap may be used (and even closed) as usual. */
+typedef struct bitmap_job bitmap_job_t;
+/*! bitmap_sync_begin() : *job gets a job, or NULL when everything is synced
+ *  already. @return RT_OK, RT_AGAIN when a job is in flight (*job NULL),
+ *  RT_ERR (out of memory, no descriptor). */
+int bitmap_sync_begin(bitmap_t *bm, bitmap_job_t **job, char *err, size_t errlen);
+/*! bitmap_job_run() : the job's fdatasync; touches only the job. */
+void bitmap_job_run(void *job);
+/*! bitmap_sync_end() : the result of @job, on the owning thread; frees it.
+ *  A job of another bitmap (or @bm NULL) changes nothing. @return RT_OK, or
+ *  RT_ERR when its fdatasync failed. */
+int bitmap_sync_end(bitmap_t *bm, bitmap_job_t *job, char *err, size_t errlen);
+/*! bitmap_job_free() : free a job whose end will never be called. NULL is a no-op. */
+void bitmap_job_free(bitmap_job_t *job);
 /*! bitmap_meta() : the agent's numbers, as last set or read at open. */
 const bitmap_meta_t *bitmap_meta(const bitmap_t *bm);
 /*! bitmap_set_meta() : replace the header with @meta (pwrite + fdatasync;

@@ -21,6 +21,16 @@
  * export can be paused (explicitly or by a hook returning RT_AGAIN): its
  * requests then wait in their queues and the budgets fill up.
  *
+ * Parking: a FLUSH, or a write with FUA, that ran is linked on its export's
+ * parked list (keeping its slot) until the two things its reply waits for
+ * are done: the backing file's fdatasync (sync_gen: a sync generation of
+ * the export that started after the request ran; one sync job at a time,
+ * later requests share the next) and the hook's durability (wait_hook,
+ * until nbd_export_complete() covers its token). Then it joins its
+ * connection's reply queue, and the export's kick sends it. A connection
+ * that closes unlinks its parked requests, so a late completion finds
+ * nothing to touch.
+ *
  * Every socket is non-blocking; libev watchers are embedded in the structs
  * and the owner is recovered with offsetof. A connection is only ever freed
  * from the top of a libev callback, never while one of its functions is on
@@ -79,6 +89,12 @@ struct nbd_req {
     uint64_t charge;   /* payload bytes counted against the connection budget */
     uint8_t *data;     /* WRITE payload or READ result, owned; NULL when none */
     bool skip;         /* WRITE payload is read and dropped (request already failed) */
+    bool parked;       /* on the export's parked list */
+    bool wait_hook;    /* parked until nbd_export_complete() covers token */
+    uint64_t token;    /* of the last on_write/on_flush call made for it */
+    uint64_t sync_gen; /* parked until the export's sync generation reaches it; 0: none */
+    nbd_conn_t *conn;  /* its connection (parked requests) */
+    nbd_req_t *pnext, *pprev; /* export's parked list */
     uint8_t hdr[NBD_REPLY_SIZE]; /* the simple reply, built when the request ran */
 };
 
@@ -120,6 +136,7 @@ struct nbd_conn {
     nbd_queue_t out;      /* ran, reply waiting to be sent */
     size_t out_off;       /* bytes of out.head's reply already sent */
     uint64_t inflight;    /* payload bytes charged by slots in use */
+    unsigned nparked;     /* slots parked on the export */
     char peer[64];        /* "addr:port" for logs */
 };
 
@@ -137,8 +154,25 @@ struct nbd_export {
     uint64_t size;          /* bytes, fixed at nbd_export_add() */
     nbd_hooks_t hooks;
     void *ctx;
-    ev_prepare kick;        /* runs the export's connections after a resume */
+    ev_prepare kick;        /* runs the export's connections after a resume or release */
     nbd_export_stats_t st;
+    uint64_t token;         /* last hook token given out */
+    nbd_req_t *in_hook;     /* request whose on_write/on_flush runs now, or NULL */
+    int in_hook_rc;         /* nbd_export_complete() during that call: its rc... */
+    bool in_hook_done;      /* ...and that it happened */
+    nbd_req_t *parked;      /* requests waiting for a sync or a completion */
+    uint64_t sync_started;  /* sync generations started... */
+    uint64_t sync_done;     /* ...and finished */
+    bool sync_want;         /* requests wait for the generation after the one running */
+    nbd_sync_t *sjob;       /* sync job handed to sync_submit, or NULL */
+};
+
+/* A backing-file fdatasync off the loop. */
+struct nbd_sync {
+    const nbd_export_t *e; /* compared only: the export may be gone at the end */
+    uint64_t gen;          /* the sync generation it finishes */
+    int fd;                /* a descriptor of its own */
+    int err;               /* errno of the fdatasync, 0 when it worked */
 };
 
 struct nbd_server {
@@ -155,6 +189,7 @@ struct nbd_server {
 
 static void conn_free(nbd_conn_t *c);
 static int conn_run(nbd_conn_t *c);
+static void reply_queue(nbd_conn_t *c, nbd_req_t *r);
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -315,18 +350,41 @@ static nbd_export_t *export_lookup(nbd_server_t *s, const uint8_t *name, size_t 
 
 /* ---- hooks -------------------------------------------------------------------- */
 
-/* Report a write-like completion. @return the NBD error for the reply. */
-static uint32_t hook_write(nbd_export_t *e, uint64_t off, uint32_t len, const void *data,
-                           uint32_t flags)
+/* What a hook of request @r (NULL: a failure report, which never parks)
+ * answered: @return the NBD error for the reply; r->wait_hook set when the
+ * reply must wait for nbd_export_complete(). */
+static uint32_t hook_answer(nbd_export_t *e, nbd_req_t *r, int rc)
 {
-    if (!e->hooks.on_write)
-        return 0;
-    int rc = e->hooks.on_write(e->ctx, off, len, data, flags);
+    bool done = e->in_hook_done;
+    int drc = e->in_hook_rc;
+    e->in_hook = NULL;
+    e->in_hook_done = false;
     if (rc == RT_AGAIN) {
         e->paused = true;
         return 0;
     }
+    if (rc == NBD_PARK) {
+        if (done) /* completed from inside the hook already */
+            return drc == RT_OK ? 0 : NBD_EIO;
+        if (r)
+            r->wait_hook = true;
+        return 0;
+    }
     return rc == RT_OK ? 0 : NBD_EIO;
+}
+
+/* Report a write-like completion. @return the NBD error for the reply. */
+static uint32_t hook_write(nbd_export_t *e, nbd_req_t *r, uint64_t off, uint32_t len,
+                           const void *data, uint32_t flags)
+{
+    if (!e->hooks.on_write)
+        return 0;
+    e->in_hook = r;
+    e->in_hook_done = false;
+    if (r)
+        r->token = e->token + 1;
+    e->token++;
+    return hook_answer(e, r, e->hooks.on_write(e->ctx, off, len, data, flags));
 }
 
 /* A write-like operation is about to touch the disk. @return true if the
@@ -344,7 +402,7 @@ static void hook_failed(nbd_export_t *e, uint64_t off, uint32_t len, uint32_t fl
 {
     e->st.errors++;
     if (e->hooks.on_write && len > 0)
-        (void)hook_write(e, off, len, NULL, flags | NBD_HOOK_FAILED);
+        (void)hook_write(e, NULL, off, len, NULL, flags | NBD_HOOK_FAILED);
 }
 
 /* ---- command execution -------------------------------------------------------- */
@@ -368,14 +426,16 @@ static uint32_t exec_write(nbd_export_t *e, nbd_req_t *r)
     bool fua = r->flags & NBD_CMD_FLAG_FUA;
     if (r->len == 0)
         return 0;
-    if (pwrite_all(e->fd, r->data, r->len, r->off) < 0 || (fua && fdatasync(e->fd) < 0)) {
+    if (pwrite_all(e->fd, r->data, r->len, r->off) < 0) {
         uint32_t err = nbd_errno(errno);
         hook_failed(e, r->off, r->len, fua ? NBD_HOOK_FUA : 0);
         return err;
     }
     e->st.writes++;
     e->st.bytes_written += r->len;
-    return hook_write(e, r->off, r->len, r->data, fua ? NBD_HOOK_FUA : 0);
+    if (fua)
+        r->sync_gen = 1; /* wants a sync (the generation is set when it parks) */
+    return hook_write(e, r, r->off, r->len, r->data, fua ? NBD_HOOK_FUA : 0);
 }
 
 static int punch(int fd, uint64_t off, uint32_t len)
@@ -395,12 +455,10 @@ static uint32_t exec_trim(nbd_export_t *e, nbd_req_t *r)
         hook_failed(e, r->off, r->len, NBD_HOOK_TRIM);
         return err;
     }
-    if (fua && fdatasync(e->fd) < 0) {
-        hook_failed(e, r->off, r->len, NBD_HOOK_TRIM | NBD_HOOK_FUA);
-        return NBD_EIO;
-    }
     e->st.writes++;
-    return hook_write(e, r->off, r->len, NULL, NBD_HOOK_TRIM | (fua ? NBD_HOOK_FUA : 0));
+    if (fua)
+        r->sync_gen = 1;
+    return hook_write(e, r, r->off, r->len, NULL, NBD_HOOK_TRIM | (fua ? NBD_HOOK_FUA : 0));
 }
 
 /* Make [off, off+len) read as zeroes. The fast ways first; writing zeroes
@@ -440,31 +498,202 @@ static uint32_t exec_zeroes(nbd_export_t *e, nbd_req_t *r)
                               r->flags & NBD_CMD_FLAG_FAST_ZERO);
     if (err == NBD_ENOTSUP)
         return err;
-    if (!err && fua && fdatasync(e->fd) < 0)
-        err = NBD_EIO;
     if (err) {
         hook_failed(e, r->off, r->len, hf);
         return err;
     }
     e->st.writes++;
-    return hook_write(e, r->off, r->len, NULL, hf);
+    if (fua)
+        r->sync_gen = 1;
+    return hook_write(e, r, r->off, r->len, NULL, hf);
 }
 
-static uint32_t exec_flush(nbd_export_t *e)
+static uint32_t exec_flush(nbd_export_t *e, nbd_req_t *r)
 {
-    if (fdatasync(e->fd) < 0) {
-        e->st.errors++;
-        return NBD_EIO;
-    }
-    e->st.flushes++;
+    r->sync_gen = 1; /* the reply waits for a sync that starts after this */
     if (!e->hooks.on_flush)
         return 0;
-    int rc = e->hooks.on_flush(e->ctx);
-    if (rc == RT_AGAIN) {
-        e->paused = true;
-        return 0;
+    e->in_hook = r;
+    e->in_hook_done = false;
+    r->token = ++e->token;
+    uint32_t err = hook_answer(e, r, e->hooks.on_flush(e->ctx));
+    if (err)
+        e->st.errors++;
+    return err;
+}
+
+/* ---- parking: syncs of the backing file and hook completions ----------------- */
+
+static void park_unlink(nbd_export_t *e, nbd_req_t *r)
+{
+    if (r->pprev)
+        r->pprev->pnext = r->pnext;
+    else
+        e->parked = r->pnext;
+    if (r->pnext)
+        r->pnext->pprev = r->pprev;
+    r->pnext = r->pprev = NULL;
+    r->parked = false;
+    e->st.parked--;
+}
+
+/* @r waits for nothing more: its reply joins the queue, the kick sends it */
+static void park_release(nbd_export_t *e, nbd_req_t *r)
+{
+    nbd_conn_t *c = r->conn;
+    park_unlink(e, r);
+    c->nparked--;
+    if (r->type == NBD_CMD_FLUSH) {
+        if (r->err)
+            e->st.errors++;
+        else
+            e->st.flushes++;
     }
-    return rc == RT_OK ? 0 : NBD_EIO;
+    reply_queue(c, r);
+    if (!ev_is_active(&e->kick))
+        ev_prepare_start(e->srv->loop, &e->kick);
+}
+
+/* A write-like request's sync failed: the client gets EIO, the range is dirty. */
+static void park_fail(nbd_export_t *e, nbd_req_t *r, uint32_t err)
+{
+    if (r->err)
+        return;
+    r->err = err;
+    if (r->type != NBD_CMD_FLUSH) {
+        uint32_t hf = NBD_HOOK_FUA | (r->type == NBD_CMD_TRIM ? NBD_HOOK_TRIM
+                                      : r->type == NBD_CMD_WRITE_ZEROES ? NBD_HOOK_ZERO : 0);
+        hook_failed(e, r->off, r->len, hf); /* (counts the error) */
+    }
+}
+
+static void sync_finish(nbd_export_t *e, uint64_t gen, int err);
+
+/* Start the next sync generation: on a worker when the server has a runner. */
+static void sync_start(nbd_export_t *e)
+{
+    nbd_server_t *s = e->srv;
+    uint64_t gen = ++e->sync_started;
+    e->sync_want = false;
+    e->st.syncs++;
+    if (s->conf.sync_submit) {
+        nbd_sync_t *j = calloc(1, sizeof(*j));
+        if (j) {
+            j->fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0);
+            j->e = e;
+            j->gen = gen;
+            if (j->fd >= 0) {
+                e->sjob = j;
+                if (s->conf.sync_submit(s->conf.sync_arg, j) == RT_OK)
+                    return;
+                e->sjob = NULL;
+                close(j->fd);
+            }
+            free(j);
+        }
+    }
+    sync_finish(e, gen, fdatasync(e->fd) == 0 ? 0 : errno); /* on the loop */
+}
+
+/* Sync generation @gen finished (@err: its errno): release what it covers. */
+static void sync_finish(nbd_export_t *e, uint64_t gen, int err)
+{
+    nbd_req_t *r, *next;
+    if (gen > e->sync_done)
+        e->sync_done = gen;
+    if (err)
+        rt_log(RT_LOG_ERR, "nbd: export %s: fdatasync: %s", e->name, strerror(err));
+    for (r = e->parked; r; r = next) {
+        next = r->pnext;
+        if (!r->sync_gen || r->sync_gen > gen)
+            continue;
+        r->sync_gen = 0;
+        if (err)
+            park_fail(e, r, NBD_EIO);
+        if (!r->wait_hook)
+            park_release(e, r);
+    }
+    if (e->sync_want && !e->sjob)
+        sync_start(e);
+}
+
+/* @r ran and waits for a sync and/or its hook's completion: park it. */
+static void park(nbd_conn_t *c, nbd_req_t *r)
+{
+    nbd_export_t *e = c->exp;
+    r->conn = c;
+    r->parked = true;
+    r->pprev = NULL;
+    r->pnext = e->parked;
+    if (e->parked)
+        e->parked->pprev = r;
+    e->parked = r;
+    e->st.parked++;
+    c->nparked++;
+    if (!r->sync_gen) {
+        return;
+    }
+    /* a sync that starts from now on: the next one, or one now */
+    r->sync_gen = e->sync_started + 1;
+    if (e->sjob)
+        e->sync_want = true;
+    else
+        sync_start(e); /* may release @r at once (a sync on the loop) */
+}
+
+void nbd_sync_run(void *job)
+{
+    nbd_sync_t *j = job;
+    j->err = fdatasync(j->fd) == 0 ? 0 : errno;
+}
+
+void nbd_sync_free(nbd_sync_t *job)
+{
+    if (!job)
+        return;
+    close(job->fd);
+    free(job);
+}
+
+void nbd_sync_end(nbd_server_t *s, nbd_sync_t *job)
+{
+    if (!job)
+        return;
+    for (nbd_export_t *e = s ? s->exports : NULL; e; e = e->next) {
+        if (e->sjob != job)
+            continue;
+        e->sjob = NULL;
+        uint64_t gen = job->gen;
+        int err = job->err;
+        nbd_sync_free(job);
+        sync_finish(e, gen, err);
+        return;
+    }
+    nbd_sync_free(job); /* its export is gone */
+}
+
+uint64_t nbd_export_token(const nbd_export_t *e)
+{
+    return e->token;
+}
+
+void nbd_export_complete(nbd_export_t *e, uint64_t upto, int rc)
+{
+    nbd_req_t *r, *next;
+    if (e->in_hook && e->in_hook->token <= upto && !e->in_hook_done) {
+        e->in_hook_done = true;
+        e->in_hook_rc = rc;
+    }
+    for (r = e->parked; r; r = next) {
+        next = r->pnext;
+        if (!r->wait_hook || r->token > upto)
+            continue;
+        r->wait_hook = false;
+        if (rc != RT_OK && !r->err)
+            r->err = NBD_EIO;
+        if (!r->sync_gen)
+            park_release(e, r);
+    }
 }
 
 /* Check a request against the export before anything else happens to it. */
@@ -543,7 +772,7 @@ static void conn_exec(nbd_conn_t *c)
                 r->err = exec_zeroes(e, r);
                 break;
             case NBD_CMD_FLUSH:
-                r->err = exec_flush(e);
+                r->err = exec_flush(e, r);
                 break;
             default:
                 r->err = NBD_EINVAL;
@@ -558,11 +787,21 @@ static void conn_exec(nbd_conn_t *c)
             c->inflight -= r->charge;
             r->charge = 0;
         }
-        nbd_put32(r->hdr, NBD_SIMPLE_REPLY_MAGIC);
-        nbd_put32(r->hdr + 4, r->err);
-        nbd_put64(r->hdr + 8, r->cookie);
-        q_push(&c->out, r);
+        if (!r->err && (r->sync_gen || r->wait_hook)) {
+            park(c, r);
+            continue;
+        }
+        reply_queue(c, r);
     }
+}
+
+/* @r's simple reply, at the end of the connection's output */
+static void reply_queue(nbd_conn_t *c, nbd_req_t *r)
+{
+    nbd_put32(r->hdr, NBD_SIMPLE_REPLY_MAGIC);
+    nbd_put32(r->hdr + 4, r->err);
+    nbd_put64(r->hdr + 8, r->cookie);
+    q_push(&c->out, r);
 }
 
 /* ---- parsing ------------------------------------------------------------------ */
@@ -982,7 +1221,7 @@ static int conn_run(nbd_conn_t *c)
             return RT_ERR;
         break;
     case NBD_PH_TRANS:
-        if ((c->disc || c->eof) && idle && !c->pend.head)
+        if ((c->disc || c->eof) && idle && !c->pend.head && !c->nparked)
             return RT_ERR;
         break;
     case NBD_PH_CFLAGS:
@@ -1088,8 +1327,11 @@ static void conn_free(nbd_conn_t *c)
     ev_timer_stop(s->loop, &c->hs);
     close(c->fd);
     if (c->slots)
-        for (uint32_t i = 0; i < s->conf.conn_reqs; i++)
+        for (uint32_t i = 0; i < s->conf.conn_reqs; i++) {
+            if (c->slots[i].parked) /* its sync or completion will find nothing */
+                park_unlink(c->exp, &c->slots[i]);
             free(c->slots[i].data);
+        }
     free(c->slots);
     free(c->rx);
     free(c->nout);

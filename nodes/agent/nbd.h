@@ -21,8 +21,16 @@
  * every write replied to on any connection), READ_ONLY for read-only exports.
  *
  * Execution model: requests are read as they arrive (pipelined), run in
- * arrival order on the loop with pread/pwrite/fallocate/fdatasync, and their
- * replies are batched with one sendmsg. Memory is bounded per connection: at
+ * arrival order on the loop with pread/pwrite/fallocate, and their replies
+ * are batched with one sendmsg. Durability is off the loop: a FLUSH, and a
+ * write with FUA once written, is parked (it keeps its request slot) until
+ * an fdatasync of the backing file that started after it ran has finished
+ * (on the caller's workers through nbd_server_conf.sync_submit, else on the
+ * loop) and the hook's own durability is done (a hook returning NBD_PARK,
+ * then nbd_export_complete()); later requests go on meanwhile, so replies
+ * may leave out of order, as NBD allows (each carries its handle). Syncs of
+ * an export run one at a time: the requests that arrive during one share
+ * the next. Memory is bounded per connection: at
  * most conn_reqs requests and conn_bytes payload bytes in flight; past that the
  * server stops reading that socket (back-pressure). Bad input closes only the
  * offending connection (bad magic, broken negotiation) or gets an error reply
@@ -43,6 +51,7 @@
 
 typedef struct nbd_server nbd_server_t;
 typedef struct nbd_export nbd_export_t;
+typedef struct nbd_sync nbd_sync_t;
 
 /* ---- capture hooks ----------------------------------------------------------- */
 
@@ -50,20 +59,31 @@ typedef struct nbd_export nbd_export_t;
 enum {
     NBD_HOOK_ZERO = 1u << 0,   /* WRITE_ZEROES: the range now reads as zeroes; data is NULL */
     NBD_HOOK_TRIM = 1u << 1,   /* TRIM punched a hole: the range now reads as zeroes; data NULL */
-    NBD_HOOK_FUA = 1u << 2,    /* the client asked for FUA: the backing file was fdatasync'ed;
-                                  make the capture durable before returning */
+    NBD_HOOK_FUA = 1u << 2,    /* the client asked for FUA: make the capture durable before
+                                  the reply (return NBD_PARK to do it off the loop); the
+                                  backing file's fdatasync runs after the hook */
     NBD_HOOK_FAILED = 1u << 3, /* the operation failed part-way: the range's contents are
                                   unknown (mark it dirty); data is NULL; the client gets an error */
 };
 
+/* on_write()/on_flush() return: captured, but the reply waits until
+ * nbd_export_complete() covers this call's token (nbd_export_token() read
+ * during the call, or any time after it). The request stays in flight;
+ * requests after it go on. */
+#define NBD_PARK 1
+
 /* What the agent plugs into an export. Both hooks run on the loop, after the
- * operation reached the backing file and BEFORE the reply is queued, in the
- * order the operations completed (one at a time, across all connections of
- * the export). They must not call nbd_export_remove() or nbd_server_free();
- * they may call nbd_export_pause()/nbd_export_resume().
+ * operation reached the backing file (not yet synced: FUA and FLUSH syncs
+ * run after the hook, the reply waits for both) and BEFORE the reply is
+ * queued, in the order the operations completed (one at a time, across all
+ * connections of the export). Each call of on_write/on_flush gets the next
+ * token of the export (nbd_export_token()). They must not call
+ * nbd_export_remove() or nbd_server_free(); they may call
+ * nbd_export_pause()/nbd_export_resume() and nbd_export_complete().
  *
  * Return values (both hooks):
  *   RT_OK    captured; the reply goes out.
+ *   NBD_PARK captured; the reply waits for nbd_export_complete() (above).
  *   RT_AGAIN captured, but hold: the reply goes out and the export pauses
  *            (as nbd_export_pause()) until nbd_export_resume(): no further
  *            request of this export runs; its clients are left to fill their
@@ -77,8 +97,10 @@ typedef struct nbd_hooks {
      *  [@off, @off + @len) completed. Zero-length requests are not reported;
      *  a TRIM the backing store cannot punch is a no-op and is not reported. */
     int (*on_write)(void *ctx, uint64_t off, uint32_t len, const void *data, uint32_t flags);
-    /*! on_flush() : a FLUSH completed: fdatasync() of the backing file returned;
-     *  the agent decides what durable means for its log. */
+    /*! on_flush() : a FLUSH runs: every write replied to before it is
+     *  written (the backing file's fdatasync is started after this call and
+     *  the reply waits for it); the agent decides what durable means for its
+     *  log (NBD_PARK to make it durable off the loop). */
     int (*on_flush)(void *ctx);
     /*! on_begin() : a WRITE, WRITE_ZEROES or TRIM of [@off, @off + @len) is
      *  about to touch the backing file (it runs before the operation, on the
@@ -101,7 +123,26 @@ typedef struct nbd_server_conf {
     uint64_t conn_bytes;        /* payload bytes in flight per client (0: 64 MiB); one request
                                    is always admitted when nothing else is in flight */
     double handshake_timeout_s; /* close a client still negotiating after this (0: 30 s) */
+    /* where the backing file's fdatasync of FLUSH and FUA runs: hand @job to
+     * a worker that runs nbd_sync_run(job), then call nbd_sync_end() on the
+     * loop (RT_OK); anything else, or NULL here: it runs on the loop */
+    int (*sync_submit)(void *arg, nbd_sync_t *job);
+    void *sync_arg;             /* first argument of sync_submit */
 } nbd_server_conf_t;
+
+/*! nbd_sync_run() : a sync job's fdatasync (of a descriptor of its own);
+ *  touches only the job (rt_work_fn signature). */
+void nbd_sync_run(void *job);
+
+/*! nbd_sync_end() : on the loop, the result of a job that sync_submit took:
+ *  the parked requests it covers get their reply (EIO if the sync failed)
+ *  and the next sync starts if requests wait for one. Frees @job. A job of
+ *  an export since removed changes nothing. @s must be the job's server. */
+void nbd_sync_end(nbd_server_t *s, nbd_sync_t *job);
+
+/*! nbd_sync_free() : free a job whose end will never be called (its server
+ *  was freed meanwhile). NULL is a no-op. */
+void nbd_sync_free(nbd_sync_t *job);
 
 /*! nbd_server_new() : a server on @loop, listening on @conf->listen unless it
  *  is NULL. The caller keeps @loop running; @conf is copied.
@@ -170,12 +211,25 @@ const char *nbd_export_name(const nbd_export_t *e);
  *  (initial sync, resync) with pread() on the loop. Owned by the export. */
 int nbd_export_fd(const nbd_export_t *e);
 
+/*! nbd_export_token() : the token of the on_write/on_flush call running now,
+ *  or of the last one (tokens rise by one per call, from 1). */
+uint64_t nbd_export_token(const nbd_export_t *e);
+
+/*! nbd_export_complete() : every request parked by a hook call whose token
+ *  is <= @upto (and this one, if called from inside the hook) may now be
+ *  replied to: with success when @rc is RT_OK, else with NBD_EIO. Replies go
+ *  out once the backing-file sync each also waits for is done. Requests of
+ *  connections closed meanwhile are gone: nothing happens for them. */
+void nbd_export_complete(nbd_export_t *e, uint64_t upto, int rc);
+
 typedef struct nbd_export_stats {
     uint32_t conns;          /* clients in transmission on this export */
     uint64_t reads, writes;  /* commands completed (writes: WRITE, WRITE_ZEROES, TRIM) */
     uint64_t flushes;        /* FLUSH commands completed */
     uint64_t bytes_read, bytes_written;
     uint64_t errors;         /* error replies sent */
+    uint64_t syncs;          /* fdatasyncs of the backing file started (FLUSH, FUA) */
+    uint32_t parked;         /* requests waiting now for a sync or nbd_export_complete() */
 } nbd_export_stats_t;
 
 /*! nbd_export_stats() : counters since nbd_export_add(). */

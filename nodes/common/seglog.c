@@ -74,6 +74,7 @@ struct seglog {
     const char *recovered_why;
     uint64_t reset_gen;     /* bumped by reset: iterators and jobs from before give up */
     bool defer_unlink;      /* trim queues names in dead[] for reap jobs */
+    bool no_sync;           /* never fdatasync or fsync (conf.no_sync) */
     seglog_job_t *cjob;     /* commit job in flight (its caller's until its end) */
     seglog_job_t *rjob;     /* reap job in flight */
     uint64_t dead[SEGLOG_DEAD_MAX];    /* trimmed, not handed to a reap job, oldest first */
@@ -91,6 +92,7 @@ enum { JOB_COMMIT = 1, JOB_REAP };
 
 struct seglog_job {
     int kind;           /* JOB_COMMIT or JOB_REAP */
+    bool no_sync;       /* JOB_REAP: no folder fsync after the deletes */
     uint64_t gen;       /* the log's reset_gen at begin */
     uint64_t seq;       /* commit: durable once the sync succeeded */
     uint64_t seg;       /* commit: the segment synced */
@@ -206,9 +208,15 @@ static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
     return RT_OK;
 }
 
+/* fdatasync(@fd) unless the log is no_sync */
+static int datasync(const seglog_t *l, int fd)
+{
+    return l->no_sync ? 0 : fdatasync(fd);
+}
+
 static int sync_dir(seglog_t *l, char *err, size_t errlen)
 {
-    if (fsync(l->dirfd) != 0)
+    if (!l->no_sync && fsync(l->dirfd) != 0)
         return rt_errf(err, errlen, "%s: fsync of the folder: %s", l->dir, strerror(errno));
     return RT_OK;
 }
@@ -351,7 +359,7 @@ static int seg_create(seglog_t *l, uint64_t base, char *err, size_t errlen)
         return rt_errf(err, errlen, "%s/%s: create: %s", l->dir, tmp, strerror(errno));
     seghdr_encode(hdr, base, l->seg_max);
     struct iovec iov = { hdr, sizeof hdr };
-    if (pwritev_all(fd, &iov, 1, 0) != RT_OK || fdatasync(fd) != 0) {
+    if (pwritev_all(fd, &iov, 1, 0) != RT_OK || datasync(l, fd) != 0) {
         rt_errf(err, errlen, "%s/%s: write: %s", l->dir, tmp, strerror(errno));
         goto fail;
     }
@@ -626,7 +634,7 @@ static int recover(seglog_t *l, const seglog_conf_t *conf, const uint64_t *bases
             l->recovered = (uint64_t)st.st_size - s->size;
             l->recovered_why = why;
             if (!l->readonly) {
-                if (ftruncate(fd, (off_t)s->size) != 0 || fdatasync(fd) != 0) {
+                if (ftruncate(fd, (off_t)s->size) != 0 || datasync(l, fd) != 0) {
                     rt_errf(err, errlen, "%s: cut segment %" PRIu64 ": %s", l->dir, s->base,
                          strerror(errno));
                     close(fd);
@@ -667,6 +675,7 @@ seglog_t *seglog_open(const char *dir, const seglog_conf_t *conf, char *err, siz
         l->fdc[i].fd = -1;
     l->readonly = conf->readonly;
     l->defer_unlink = conf->defer_unlink;
+    l->no_sync = conf->no_sync;
     l->seg_max = conf->seg_max ? conf->seg_max : SEGLOG_SEG_MAX_DEFAULT;
     l->recovered_why = "";
     l->dir = strdup(dir);
@@ -755,7 +764,7 @@ static bool unsynced(const seglog_t *l)
 static int rollover(seglog_t *l, uint64_t base, char *err, size_t errlen)
 {
     if (unsynced(l)) {
-        if (fdatasync(l->afd) != 0) {
+        if (datasync(l, l->afd) != 0) {
             l->failed = true;
             return rt_errf(err, errlen, "%s: sync segment %" PRIu64 ": %s", l->dir,
                         active(l)->base, strerror(errno));
@@ -887,7 +896,7 @@ int seglog_commit(seglog_t *l, uint64_t *durable_seq, char *err, size_t errlen)
     if (l->failed)
         return rt_errf(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
     if (!l->readonly && unsynced(l)) {
-        if (fdatasync(l->afd) != 0) {
+        if (datasync(l, l->afd) != 0) {
             /* after a failed sync the page cache cannot be trusted (the pages
              * may be marked clean yet lost): refuse until reopened */
             l->failed = true;
@@ -912,6 +921,10 @@ int seglog_commit_begin(seglog_t *l, seglog_job_t **job, char *err, size_t errle
         return rt_errf(err, errlen, "%s: an earlier write or sync failed; reopen the log", l->dir);
     if (l->readonly || !unsynced(l))
         return RT_OK;
+    if (l->no_sync) {
+        l->durable = seglog_last_seq(l); /* nothing to wait for */
+        return RT_OK;
+    }
     if (l->cjob)
         return RT_AGAIN;
     j = calloc(1, sizeof *j);
@@ -977,6 +990,7 @@ int seglog_reap_begin(seglog_t *l, seglog_job_t **job, char *err, size_t errlen)
         return RT_ERR;
     }
     j->kind = JOB_REAP;
+    j->no_sync = l->no_sync;
     j->gen = l->reset_gen;
     j->n = l->ndead;
     memcpy(j->bases, l->dead, l->ndead * sizeof l->dead[0]);
@@ -1035,7 +1049,7 @@ void seglog_job_run(void *arg)
                 break;
             }
         }
-        if (j->done > 0 && fsync(j->fd) != 0 && !j->err)
+        if (j->done > 0 && !j->no_sync && fsync(j->fd) != 0 && !j->err)
             j->err = errno;
     }
     close(j->fd);

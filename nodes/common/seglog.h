@@ -86,6 +86,12 @@ typedef struct seglog_conf {
                              active one (sealed ones get their headers checked) */
     bool defer_unlink;    /* seglog_trim() only queues the files of trimmed segments;
                              seglog_reap_begin() jobs delete them */
+    bool no_sync;         /* the owner needs no durability from this log (the process
+                             server's spool in relay mode): no fdatasync or fsync ever;
+                             seglog_commit() and seglog_commit_begin() (which then gives
+                             no job) raise durable to the last record at once. After a
+                             power loss such a log may not reopen: its owner starts it
+                             afresh (seglog_reset) instead of trusting it */
     seglog_rec_fn on_rec; /* called for every record found at open (or NULL) */
     void *arg;            /* for on_rec */
 } seglog_conf_t;

@@ -22,6 +22,18 @@
  * (seglog's recovery rules). Trimmed spool segments are deleted by worker
  * jobs too (seglog_reap_begin), one at a time per spool, oldest first.
  *
+ * Relay mode ([ps] cache = relay; auto picks it when this node runs the
+ * agent role too): the agent's own log on the same appliance already holds
+ * every record until it is told durable, so a synced second copy on the
+ * same disk buys nothing. The spool is then a staging area that is never
+ * synced (seglog no_sync: appends reach the page cache, trimmed segments
+ * are mostly deleted before writeback), and the agent is told durable only
+ * what the master target has (agent_durable). After a restart here the
+ * agent's PairOpen is answered only once the mt has answered ours
+ * (open_owed), so the agent never resumes past what the mt holds. The
+ * backlog of an outage is then bounded by [agent] log_max, not by the
+ * quota.
+ *
  * Flow control: every ack and PairOpen answer to the agent carries the
  * pair's credit (credit_of: record bytes it will take beyond that durable
  * seq, its share of the room under the quota), which the agent keeps
@@ -54,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "link.pb.h"
 #include "nodes/common/codec.h"
@@ -139,6 +152,8 @@ struct ps_pair {
     seglog_job_t *rjob;        /* deletion of trimmed segments in flight, or NULL */
     /* agent side */
     hub_route_t agent;
+    bool open_owed;            /* relay: the agent's PairOpen waits for the mt's answer */
+    uint64_t open_corr;        /* its corr */
     bool ack_owed;             /* the agent is owed a WriteAck */
     bool said_full;            /* ACK_FULL was given: say when there is room again */
     uint64_t told_durable, told_mt;
@@ -183,6 +198,7 @@ struct ps {
     uint64_t quota;
     uint64_t bandwidth;        /* bytes/s per pair, 0 = unlimited */
     bool compress;
+    bool relay;                /* [ps] cache: the agent hears mt_durable as durable */
     uint64_t seg_max;
     ps_pair_t *pairs[PS_PAIRS_MAX];
     unsigned npairs;
@@ -196,6 +212,7 @@ struct ps {
 
 static void pump(ps_pair_t *p);
 static void fwd_open(ps_pair_t *p);
+static void answer_open(ps_pair_t *p);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -211,6 +228,13 @@ static ps_pair_t *pair_find(const ps_t *me, const char *id)
 static uint64_t eff_durable(const ps_pair_t *p)
 {
     return p->durable > p->mt_durable ? p->durable : p->mt_durable;
+}
+
+/* what the agent is told durable: in relay mode only what the mt has, as
+ * the spool is not synced and the agent's log keeps the rest */
+static uint64_t agent_durable(const ps_pair_t *p)
+{
+    return p->ps->relay ? p->mt_durable : eff_durable(p);
 }
 
 uint64_t ps_cache_bytes(const ps_t *me)
@@ -324,6 +348,26 @@ static void pair_close(ps_pair_t *p)
 }
 
 /* open the spool of @p (p->dir set); it is created when @create */
+/* delete the files of the spool folder @path (not the folder) */
+static int spool_wipe(const char *path, char *err, size_t errlen)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? RT_OK : rt_errf(err, errlen, "%s: %s", path, strerror(errno));
+    int rc = RT_OK;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT) {
+            rc = rt_errf(err, errlen, "%s/%s: delete: %s", path, e->d_name, strerror(errno));
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
 static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
 {
     char path[PS_PATH_MAX + 16];
@@ -333,8 +377,18 @@ static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
     p->mk_head = p->mk_n = 0;
     p->gran = p->ps->quota / 512 > (256u << 10) ? p->ps->quota / 512 : (256u << 10);
     seglog_conf_t lc = {.seg_max = p->ps->seg_max, .first_seq = 1, .create = create,
-                        .defer_unlink = true, .on_rec = rec_seen, .arg = p};
+                        .defer_unlink = true, .no_sync = p->ps->relay,
+                        .on_rec = rec_seen, .arg = p};
     p->spool = seglog_open(path, &lc, err, errlen);
+    if (!p->spool && p->ps->relay) {
+        /* an unsynced spool after a power loss: nothing in it is needed (the
+         * agent's log holds every record the mt lacks), start it afresh */
+        rt_log(RT_LOG_WARN, "ps: pair %s: %s; relay spool started afresh", p->id, err);
+        if (spool_wipe(path, err, errlen) != RT_OK)
+            return RT_ERR;
+        lc.create = true;
+        p->spool = seglog_open(path, &lc, err, errlen);
+    }
     if (!p->spool)
         return RT_ERR;
     p->appended = seglog_last_seq(p->spool);
@@ -491,7 +545,7 @@ static int ack_to(ps_t *me, ps_pair_t *p, const hub_route_t *r, uint32_t status,
     env.which_body = ss_Envelope_write_ack_tag;
     ss_WriteAck *a = &env.body.write_ack;
     snprintf(a->pair, sizeof a->pair, "%s", p->id);
-    a->durable_seq = eff_durable(p);
+    a->durable_seq = agent_durable(p);
     a->mt_durable_seq = p->mt_durable;
     a->consistent_seq = p->consistent;
     a->status = status;
@@ -529,8 +583,10 @@ static void ack_agent(ps_pair_t *p)
         p->ack_owed = false; /* the agent learns it with its next PairOpen */
         return;
     }
+    if (p->open_owed)
+        return; /* relay: acks follow the PairOpen answer */
     bool release = p->said_full && room_back(p);
-    bool news = eff_durable(p) > p->told_durable || p->mt_durable > p->told_mt || release ||
+    bool news = agent_durable(p) > p->told_durable || p->mt_durable > p->told_mt || release ||
                 credit_of(p) >= p->told_credit + credit_step(me);
     if (!p->ack_owed && !news)
         return;
@@ -749,34 +805,49 @@ static void on_pair_open(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
             rt_log(RT_LOG_ERR, "ps: pair %s: %s", p->id, err);
     }
     p->agent = r;
+    if (po->last_seq < agent_durable(p))
+        rt_log(RT_LOG_WARN,
+               "ps: pair %s: the agent captured up to %" PRIu64 " but %" PRIu64
+               " is durable here (the agent lost its log?)",
+               p->id, po->last_seq, agent_durable(p));
+    p->open_corr = ((const ss_Envelope *)m->data)->corr;
+    p->open_owed = true;
+    if (!me->relay || p->mt_known)
+        answer_open(p);
+    /* relay: what the agent may drop is what the mt has, and only the mt
+     * knows it after a restart here: its PairOpen answer sends ours */
+    if (p->fwd == FWD_DOWN)
+        fwd_open(p);
+}
+
+/* the answer to the agent's PairOpen (p->open_corr): where to resume */
+static void answer_open(ps_pair_t *p)
+{
+    ps_t *me = p->ps;
+    if (!p->open_owed || (!p->agent.link && !p->agent.actor))
+        return;
+    p->open_owed = false;
     ss_Envelope env = ss_Envelope_init_zero;
     env.which_body = ss_Envelope_pair_open_tag;
-    env.corr = ((const ss_Envelope *)m->data)->corr;
+    env.corr = p->open_corr;
     ss_PairOpen *a = &env.body.pair_open;
     snprintf(a->pair, sizeof a->pair, "%s", p->id);
     snprintf(a->disk, sizeof a->disk, "%s", p->disk);
     snprintf(a->group, sizeof a->group, "%s", p->group);
     a->disk_size = p->disk_size;
     a->last_seq = p->appended;
-    a->durable_seq = eff_durable(p);
+    a->durable_seq = agent_durable(p);
     a->mt_durable_seq = p->mt_durable;
     a->consistent_seq = p->consistent;
     a->epoch = p->epoch;
     a->reply = true;
     a->has_credit = true;
     a->credit = credit_of(p);
-    if (po->last_seq < eff_durable(p))
-        rt_log(RT_LOG_WARN,
-               "ps: pair %s: the agent captured up to %" PRIu64 " but %" PRIu64
-               " is durable here (the agent lost its log?)",
-               p->id, po->last_seq, eff_durable(p));
-    if (hub_route_send(&r, &me->actor, RT_ROLE_PS, &env) == RT_OK) {
+    if (hub_route_send(&p->agent, &me->actor, RT_ROLE_PS, &env) == RT_OK) {
         p->told_durable = a->durable_seq;
         p->told_mt = a->mt_durable_seq;
         credit_told(p, a->credit);
     }
-    if (p->fwd == FWD_DOWN)
-        fwd_open(p);
 }
 
 /* the byte offset in the run @recs (@len) of the first record with seq > @after */
@@ -1023,6 +1094,7 @@ static void on_mt_open_reply(ps_t *me, const rt_msg_t *m, const ss_PairOpen *po)
     }
     p->fwd = FWD_OPEN;
     p->verify_next = false;
+    answer_open(p);
     ack_agent(p);
     pump(p);
     cache_check(me);
@@ -1493,6 +1565,7 @@ int ps_status(void *ctx, mgmt_status_t *st, rt_json_t *out, char *err, size_t er
     rt_json_str(out, "dir", me->dir);
     rt_json_u64(out, "cache_bytes", used);
     rt_json_u64(out, "cache_quota", me->quota);
+    rt_json_str(out, "cache_mode", me->relay ? "relay" : "spool");
     rt_json_bool(out, "cache_warning", me->warned);
     rt_json_u64(out, "bandwidth", me->bandwidth);
     rt_json_bool(out, "compress", me->compress);
@@ -1582,6 +1655,11 @@ ps_t *ps_new(rt_node_t *node, const rt_conf_t *conf, hub_t *hub, char *err, size
     me->quota = rt_conf_u64(conf, "ps", "cache_quota");
     me->bandwidth = rt_conf_u64(conf, "ps", "bandwidth");
     me->compress = rt_conf_bool(conf, "ps", "compress");
+    switch (rt_conf_u64(conf, "ps", "cache")) {
+    case 1: me->relay = false; break; /* spool */
+    case 2: me->relay = true; break;  /* relay */
+    default: me->relay = (rt_conf_u64(conf, "node", "roles") & RT_ROLE_AGENT) != 0; break;
+    }
     me->seg_max = me->quota / 16;
     if (me->seg_max > SEGLOG_SEG_MAX_DEFAULT)
         me->seg_max = SEGLOG_SEG_MAX_DEFAULT;

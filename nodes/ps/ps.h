@@ -19,6 +19,12 @@
  * mode); past the quota and the credit given, ACK_FULL, which makes it
  * hold. The process server never drops data.
  *
+ * With [ps] cache = relay (the default, auto, when the node also runs the
+ * agent), the spool is never synced and the agent is told durable only what
+ * the master target has: the agent's log on the same appliance is the
+ * durable cache, and each byte is synced once on the primary site instead
+ * of twice (ps.c, "Relay mode").
+ *
  * Protocol: exactly PairOpen / WriteBatch / WriteAck as DATAPATH.md gives
  * them; the answer to a PairOpen is a PairOpen with reply = true. Frames
  * reach it through the hub (role RT_ROLE_PS) and it reaches the master

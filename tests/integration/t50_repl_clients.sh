@@ -97,6 +97,8 @@ wait_drained "$PAIR_0"
 wait_drained "$PAIR_1"
 "$NODECTL" status > status.out 2>&1 || fail "nodectl status: $(cat status.out)"
 grep -q "$PAIR_0 *protected" status.out || fail "pair not protected: $(cat status.out)"
+"$NODECTL" --json status > status.json 2>&1 || fail "nodectl status --json: $(cat status.json)"
+grep -q '"cache_mode":"relay"' status.json || fail "the ps beside its agent is not in relay mode"
 stop_clean demo
 if grep -q ': err:' "$T/demo.log"; then fail "errors logged: $(grep ': err:' "$T/demo.log" | head -5)"; fi
 ok "drained; noded stopped cleanly (SIGTERM, exit 0)"

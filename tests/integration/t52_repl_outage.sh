@@ -6,8 +6,8 @@
 # goes to bitmap_mode (status and trace say so), and once the secondary is
 # back the resync sends only the dirty regions.
 #
-# The demo's appliances run apart, the primary with [ps] cache_quota = 2M
-# and [agent] log_max = 1M. disk0 (64 MiB) starts with 24 MiB of random
+# The demo's appliances run apart, the primary with [ps] cache_quota = 2M,
+# [ps] cache = spool and [agent] log_max = 1M. disk0 (64 MiB) starts with 24 MiB of random
 # data written into its image before the first start, so the initial sync
 # has data to read and holes to skip; drained, the replica equals it.
 # Then the secondary stops (SIGTERM), and through the export:
@@ -53,6 +53,10 @@ T0=$(date +%s)
 demo_init "$T/d" 1 "$DISK_SIZE"
 grep -q '^cache_quota = ' "$PRIMARY_CONF" || fail "no cache_quota in $PRIMARY_CONF"
 sed -i 's/^cache_quota = .*/cache_quota = 2M/' "$PRIMARY_CONF"
+# the process server's cache is what this test fills: spool mode (the
+# default for a ps beside its agent is relay, where the agent's log holds
+# the backlog and no ps cache fills)
+ini_set "$PRIMARY_CONF" ps cache spool
 if grep -q '^\[agent\]' "$PRIMARY_CONF"; then
   ini_set "$PRIMARY_CONF" agent log_max 1M
 else

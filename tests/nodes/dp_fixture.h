@@ -187,6 +187,9 @@ typedef struct peer {
     int ack_fd;             /* self-driving: write each durable_seq here (-1: no) */
     /* as a receiver (fake master target) */
     bool auto_ack;          /* answer each batch with a WriteAck at once */
+    bool hold_open;         /* keep PairOpen requests unanswered (peer_open_release) */
+    int held_opens;
+    uint64_t held_corr;
     uint64_t got;           /* records received in order: 1..got */
     uint64_t got_bytes;     /* payload bytes received */
     int batches, lz4_batches, dups;
@@ -262,6 +265,20 @@ static inline void peer_ack_now(peer_t *p, uint32_t status)
     assert_int_equal(hub_send_role(p->hub, &p->actor, p->to, &a, NULL, 0), RT_OK);
 }
 
+/* a fake master target answers the last PairOpen it held back */
+static inline void peer_open_release(peer_t *p)
+{
+    ss_Envelope a = ss_Envelope_init_zero;
+    a.which_body = ss_Envelope_pair_open_tag;
+    a.corr = p->held_corr;
+    snprintf(a.body.pair_open.pair, sizeof a.body.pair_open.pair, "%s", p->pair);
+    a.body.pair_open.reply = true;
+    a.body.pair_open.durable_seq = p->got;
+    a.body.pair_open.mt_durable_seq = p->got;
+    p->hold_open = false;
+    assert_int_equal(hub_send_role(p->hub, &p->actor, p->to, &a, NULL, 0), RT_OK);
+}
+
 static inline void peer_dispatch(rt_actor_t *actor, const rt_msg_t *m)
 {
     peer_t *p = (peer_t *)actor;
@@ -274,6 +291,9 @@ static inline void peer_dispatch(rt_actor_t *actor, const rt_msg_t *m)
         if (e->body.pair_open.reply) {
             p->opens++;
             p->open = e->body.pair_open;
+        } else if (p->hold_open) {
+            p->held_opens++;
+            p->held_corr = e->corr;
         } else {
             /* as a fake master target: say what we hold */
             ss_Envelope a = ss_Envelope_init_zero;

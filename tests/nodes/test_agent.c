@@ -648,6 +648,54 @@ static void test_capture_order(void **state)
     assert_int_equal(F.ps.interior, base - 1 + 2);
 }
 
+/* pipelined FLUSHes and FUA writes: parked while the log's commit and the
+ * disk's sync run on workers, answered (perhaps out of order) exactly once
+ * each, and once all are answered everything captured before the last
+ * FLUSH is durable in the log */
+static void test_flush_parked(void **state)
+{
+    (void)state;
+    fx_start("256M");
+    RUN_UNTIL(in_state("protected"), WAIT_S);
+    int fd = cli_open();
+    static uint8_t w[8192];
+    bool seen[40] = {0};
+    unsigned n = 0;
+    for (unsigned i = 0; i < 20; i++) {
+        fill(w, sizeof w, 300 + i);
+        cli_req(fd, NBD_CMD_WRITE, (i % 2) ? NBD_CMD_FLAG_FUA : 0, i, 3 * MiB + i * 8192,
+                sizeof w, w);
+        n++;
+        if (i % 5 == 4) {
+            cli_req(fd, NBD_CMD_FLUSH, 0, 20 + i, 0, 0, NULL);
+            n++;
+        }
+    }
+    for (unsigned k = 0; k < n; k++) {
+        uint8_t h[16];
+        cli_recv(fd, h, sizeof h);
+        assert_int_equal(nbd_get32(h), NBD_SIMPLE_REPLY_MAGIC);
+        assert_int_equal(nbd_get32(h + 4), 0);
+        uint64_t c = nbd_get64(h + 8);
+        assert_true(c < 40 && !seen[c]);
+        seen[c] = true;
+    }
+    agent_pair_info_t in = info();
+    rt_json_t j;
+    char want[64];
+    assert_int_equal(rt_json_init_alloc(&j, 4096, 1u << 20), RT_OK);
+    rt_json_obj(&j, NULL);
+    assert_int_equal(agent_status(F.agent, NULL, &j, NULL, 0), MGMT_OK);
+    rt_json_obj_end(&j);
+    assert_int_equal(rt_json_finish(&j), RT_OK);
+    snprintf(want, sizeof want, "\"durable_seq\":%llu", (unsigned long long)in.captured);
+    assert_non_null(strstr(j.buf, want));
+    rt_json_free(&j);
+    close(fd);
+    wait_drained();
+    expect_replica_equal();
+}
+
 /* kill -9 with writes acked but not shipped: the log keeps them; the
  * reopened agent resumes from the ps's durable_seq, nothing lost or sent
  * twice, and the extents being written at the crash are resynced */
@@ -968,6 +1016,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_initial_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bitmap_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receiver_ahead, setup, teardown),

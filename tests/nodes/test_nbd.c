@@ -54,6 +54,11 @@ static int nh, nflush;
 static int hook_rc_at = -1, hook_rc_val = RT_OK; /* answer hook_rc_val to call number hook_rc_at */
 static int hook_file = -1;   /* export a's backing file: checked from inside the hook */
 static int hook_client = -1; /* a client socket: no reply may be readable during the hook */
+static int park_rc = RT_OK;  /* what on_flush, and on_write with FUA, answer */
+static bool park_inside;     /* ...after completing their own token from inside the hook */
+static nbd_export_t *park_exp; /* the export on_flush/FUA complete from inside */
+static nbd_sync_t *sjobs[16];  /* sync jobs taken by sync_take() (run by the test) */
+static int nsjobs;
 
 static int on_write(void *ctx, uint64_t off, uint32_t len, const void *data, uint32_t flags)
 {
@@ -76,6 +81,11 @@ static int on_write(void *ctx, uint64_t off, uint32_t len, const void *data, uin
         if (hook_client >= 0)
             (void)ioctl(hook_client, FIONREAD, &h->early);
     }
+    if ((flags & NBD_HOOK_FUA) && !(flags & NBD_HOOK_FAILED)) {
+        if (park_inside)
+            nbd_export_complete(park_exp, nbd_export_token(park_exp), RT_OK);
+        return park_rc;
+    }
     return idx == hook_rc_at ? hook_rc_val : RT_OK;
 }
 
@@ -83,6 +93,18 @@ static int on_flush(void *ctx)
 {
     (void)ctx;
     nflush++;
+    if (park_inside)
+        nbd_export_complete(park_exp, nbd_export_token(park_exp), RT_OK);
+    return park_rc;
+}
+
+/* nbd_server_conf.sync_submit of the parking tests: keep the job */
+static int sync_take(void *arg, nbd_sync_t *job)
+{
+    (void)arg;
+    if (nsjobs == (int)(sizeof(sjobs) / sizeof(sjobs[0])))
+        return RT_ERR;
+    sjobs[nsjobs++] = job;
     return RT_OK;
 }
 
@@ -101,6 +123,10 @@ static void fx_init(fx_t *f, const nbd_server_conf_t *conf, bool b_readonly)
     nbd_server_conf_t def = {0};
     memset(f, 0, sizeof(*f));
     nh = nflush = 0;
+    park_rc = RT_OK;
+    park_inside = false;
+    park_exp = NULL;
+    nsjobs = 0;
     hook_rc_at = -1;
     hook_rc_val = RT_OK;
     hook_client = -1;
@@ -1099,6 +1125,196 @@ static void test_tcp_listener(void **state)
     ev_loop_destroy(loop);
 }
 
+/* ---- parking: FLUSH and FUA off the loop ------------------------------------------ */
+
+static nbd_export_stats_t stats_of(nbd_export_t *e)
+{
+    nbd_export_stats_t st;
+    nbd_export_stats(e, &st);
+    return st;
+}
+
+/* run sync job @i as a worker would, then end it on the loop */
+static void run_sync(fx_t *f, int i)
+{
+    assert_true(i < nsjobs && sjobs[i]);
+    nbd_sync_run(sjobs[i]);
+    nbd_sync_end(f->srv, sjobs[i]);
+    sjobs[i] = NULL;
+    pump(f, 4);
+}
+
+/* A FLUSH parks until both the backing file's sync (which started after it
+ * ran) and the hook's completion are done; requests after it are served
+ * meanwhile (replies out of order); FLUSHes during a sync share the next
+ * one; an error completion gives EIO. */
+static void test_park_flush(void **state)
+{
+    (void)state;
+    fx_t f;
+    uint8_t w[4096], r[4096];
+    nbd_server_conf_t conf = {.sync_submit = sync_take};
+    fx_init(&f, &conf, false);
+    park_rc = NBD_PARK;
+    int fd = fx_client(&f, NULL);
+    go(&f, fd, "alpha", NULL);
+    fill(w, sizeof(w), 3);
+
+    send_req(&f, fd, 0, NBD_CMD_WRITE, 1, 8192, sizeof(w), w);
+    assert_int_equal(recv_reply(&f, fd, 1, NULL, 0), 0);
+    send_req(&f, fd, 0, NBD_CMD_FLUSH, 2, 0, 0, NULL);
+    pump(&f, 4);
+    assert_int_equal(nflush, 1);
+    assert_int_equal(nsjobs, 1); /* its sync: on the "worker", not run yet */
+    uint64_t t2 = nbd_export_token(f.ea);
+    /* later requests are served while the FLUSH waits: READ 3's reply first */
+    send_req(&f, fd, 0, NBD_CMD_READ, 3, 8192, sizeof(r), NULL);
+    assert_int_equal(recv_reply(&f, fd, 3, r, sizeof(r)), 0);
+    assert_memory_equal(r, w, sizeof(w));
+    assert_int_equal(stats_of(f.ea).parked, 1);
+    /* two more FLUSHes while the sync runs: no second sync yet */
+    send_req(&f, fd, 0, NBD_CMD_FLUSH, 4, 0, 0, NULL);
+    send_req(&f, fd, 0, NBD_CMD_FLUSH, 5, 0, 0, NULL);
+    pump(&f, 4);
+    assert_int_equal(nsjobs, 1);
+    assert_int_equal(stats_of(f.ea).parked, 3);
+    /* the hook's durability alone does not release FLUSH 2: its sync is not done */
+    nbd_export_complete(f.ea, t2, RT_OK);
+    cli_expect_silence(&f, fd);
+    /* the sync ends: FLUSH 2 is answered; 4 and 5 share the next sync */
+    run_sync(&f, 0);
+    assert_int_equal(recv_reply(&f, fd, 2, NULL, 0), 0);
+    assert_int_equal(nsjobs, 2);
+    assert_int_equal(stats_of(f.ea).syncs, 2);
+    assert_int_equal(stats_of(f.ea).flushes, 1);
+    /* their sync first this time: still parked for the hook */
+    run_sync(&f, 1);
+    cli_expect_silence(&f, fd);
+    assert_int_equal(stats_of(f.ea).parked, 2);
+    /* a completion up to 4's token only: 4 goes, with EIO; 5 waits */
+    nbd_export_complete(f.ea, t2 + 1, RT_ERR);
+    assert_int_equal(recv_reply(&f, fd, 4, NULL, 0), NBD_EIO);
+    cli_expect_silence(&f, fd);
+    nbd_export_complete(f.ea, nbd_export_token(f.ea), RT_OK);
+    assert_int_equal(recv_reply(&f, fd, 5, NULL, 0), 0);
+    assert_int_equal(stats_of(f.ea).parked, 0);
+    assert_int_equal(stats_of(f.ea).flushes, 2);
+    /* a stale or repeated completion touches nothing */
+    nbd_export_complete(f.ea, nbd_export_token(f.ea), RT_ERR);
+    cli_expect_silence(&f, fd);
+    close(fd);
+    fx_fini(&f);
+}
+
+/* A FUA write's reply waits for its sync and its hook; a plain write behind
+ * it is answered first. Without a sync runner, the sync runs on the loop;
+ * a hook that completes its own token from inside needs no later call. */
+static void test_park_fua(void **state)
+{
+    (void)state;
+    fx_t f;
+    uint8_t w[4096];
+    nbd_server_conf_t conf = {.sync_submit = sync_take};
+    fx_init(&f, &conf, false);
+    park_rc = NBD_PARK;
+    int fd = fx_client(&f, NULL);
+    go(&f, fd, "alpha", NULL);
+    fill(w, sizeof(w), 4);
+    send_req(&f, fd, NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 1, 0, sizeof(w), w);
+    send_req(&f, fd, 0, NBD_CMD_WRITE, 2, 4096, sizeof(w), w);
+    assert_int_equal(recv_reply(&f, fd, 2, NULL, 0), 0);
+    assert_int_equal(nh, 2);
+    assert_true(hrecs[0].flags & NBD_HOOK_FUA);
+    assert_true(hrecs[0].on_disk); /* written before the hook, synced after it */
+    assert_int_equal(nsjobs, 1);
+    nbd_export_complete(f.ea, nbd_export_token(f.ea), RT_OK);
+    cli_expect_silence(&f, fd);
+    run_sync(&f, 0);
+    assert_int_equal(recv_reply(&f, fd, 1, NULL, 0), 0);
+    close(fd);
+    fx_fini(&f);
+
+    /* no runner: the sync on the loop; the hook completes itself */
+    fx_init(&f, NULL, false);
+    park_rc = NBD_PARK;
+    park_inside = true;
+    park_exp = f.ea;
+    fd = fx_client(&f, NULL);
+    go(&f, fd, "alpha", NULL);
+    send_req(&f, fd, NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 7, 0, sizeof(w), w);
+    assert_int_equal(recv_reply(&f, fd, 7, NULL, 0), 0);
+    send_req(&f, fd, 0, NBD_CMD_FLUSH, 8, 0, 0, NULL);
+    assert_int_equal(recv_reply(&f, fd, 8, NULL, 0), 0);
+    assert_int_equal(stats_of(f.ea).syncs, 2);
+    assert_int_equal(stats_of(f.ea).parked, 0);
+    close(fd);
+    fx_fini(&f);
+}
+
+/* A client that goes away with parked requests: the connection closes once
+ * the client is gone (DISC waits for them), and a later sync end or
+ * completion touches nothing of it (ASan in unit-san). */
+static void test_park_close(void **state)
+{
+    (void)state;
+    fx_t f;
+    uint8_t w[4096];
+    nbd_server_conf_t conf = {.sync_submit = sync_take};
+    fx_init(&f, &conf, false);
+    park_rc = NBD_PARK;
+    int fd = fx_client(&f, NULL);
+    go(&f, fd, "alpha", NULL);
+    fill(w, sizeof(w), 5);
+    /* DISC after a parked FLUSH: the FLUSH is still answered first */
+    send_req(&f, fd, 0, NBD_CMD_FLUSH, 1, 0, 0, NULL);
+    send_req(&f, fd, 0, NBD_CMD_DISC, 2, 0, 0, NULL);
+    pump(&f, 4);
+    assert_int_equal(nbd_server_conns(f.srv), 1);
+    nbd_export_complete(f.ea, nbd_export_token(f.ea), RT_OK);
+    run_sync(&f, 0);
+    assert_int_equal(recv_reply(&f, fd, 1, NULL, 0), 0);
+    cli_expect_eof(&f, fd);
+    close(fd);
+    assert_int_equal(nbd_server_conns(f.srv), 0);
+
+    /* hang up with a parked FLUSH and a parked FUA write */
+    fd = fx_client(&f, NULL);
+    go(&f, fd, "alpha", NULL);
+    send_req(&f, fd, 0, NBD_CMD_FLUSH, 3, 0, 0, NULL);
+    send_req(&f, fd, NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 4, 0, sizeof(w), w);
+    pump(&f, 4);
+    assert_int_equal(stats_of(f.ea).parked, 2);
+    close(fd);
+    for (int i = 0; i < 50 && nbd_server_conns(f.srv) > 0; i++)
+        pump(&f, 1);
+    /* the client hung up: its half-close keeps the connection for the replies */
+    nbd_export_complete(f.ea, nbd_export_token(f.ea), RT_OK);
+    run_sync(&f, 1);
+    assert_int_equal(nsjobs, 3); /* the FUA write's sync: the one after the FLUSH's */
+    run_sync(&f, 2);
+    for (int i = 0; i < 50 && nbd_server_conns(f.srv) > 0; i++)
+        pump(&f, 1);
+    assert_int_equal(nbd_server_conns(f.srv), 0);
+    assert_int_equal(stats_of(f.ea).parked, 0);
+
+    /* a third client parks, then the whole server goes: the job outlives it */
+    fd = fx_client(&f, NULL);
+    go(&f, fd, "alpha", NULL);
+    send_req(&f, fd, 0, NBD_CMD_FLUSH, 5, 0, 0, NULL);
+    pump(&f, 4);
+    int last = nsjobs - 1;
+    assert_non_null(sjobs[last]);
+    assert_int_equal(stats_of(f.ea).parked, 1);
+    nbd_export_remove(f.ea); /* drops the connection and its parked FLUSH */
+    f.ea = NULL;
+    assert_int_equal(nbd_server_conns(f.srv), 0);
+    nbd_sync_run(sjobs[last]);
+    nbd_sync_end(f.srv, sjobs[last]); /* stale: its export is gone */
+    sjobs[last] = NULL;
+    close(fd);
+    fx_fini(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1118,6 +1334,9 @@ int main(void)
         cmocka_unit_test(test_disc_and_eof),
         cmocka_unit_test(test_limits_and_remove),
         cmocka_unit_test(test_tcp_listener),
+        cmocka_unit_test(test_park_flush),
+        cmocka_unit_test(test_park_fua),
+        cmocka_unit_test(test_park_close),
     };
     rt_log_setup("test_nbd", "", RT_LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <fcntl.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,8 +61,8 @@ static void fx_up(const char *ps_conf, bool real_mt, bool fake_mt)
 {
     char text[1024], err[512];
     snprintf(text, sizeof text,
-             "[node]\nname = t\nroles = agent,ps,mt\ndata_dir = %s\n[ps]\n%s\n", F.dir,
-             ps_conf);
+             "[node]\nname = t\nroles = agent,ps,mt\ndata_dir = %s\n[ps]\n%s\n%s\n", F.dir,
+             ps_conf, strstr(ps_conf, "cache =") ? "" : "cache = spool");
     F.conf = dp_conf(F.dir, text);
     F.loop = ev_loop_new(EVFLAG_AUTO);
     F.node = rt_node_new_on("t", F.conf, F.loop);
@@ -536,6 +538,113 @@ static void test_mt_lost_data_held(void **state)
     assert_int_equal(F.agent.ack.durable, 84);
 }
 
+/* ---- relay mode ------------------------------------------------------------------------ */
+
+/* [ps] cache = relay: the agent is told durable only what the mt has, and
+ * after a restart of the ps only once the mt said where it is */
+static void test_relay_acks_follow_mt(void **state)
+{
+    (void)state;
+    const char *conf = "cache = relay\ncompress = false";
+    const uint64_t mt_has = 4;
+    fx_up(conf, false, true);
+    agent_open(0);
+    RUN_UNTIL(F.loop, F.fmt.sender != NULL, 5);
+    send_wait(1, 4, 0);
+    send_wait(5, 8, 0);
+    RUN_UNTIL(F.loop, F.fmt.got == 8, 5);
+    assert_int_equal(F.fmt.got, 8);
+    RUN_UNTIL(F.loop, false, 0.1);
+    assert_int_equal(F.agent.max_durable, 0); /* in the spool, not at the mt: not durable */
+    F.fmt.got = mt_has;                       /* the mt says it has 1..4 */
+    peer_ack_now(&F.fmt, ss_AckStatus_ACK_OK);
+    RUN_UNTIL(F.loop, F.agent.max_durable == 4, 5);
+    assert_int_equal(F.agent.max_durable, 4);
+    assert_int_equal(F.agent.ack.durable, 4);
+
+    /* a new ps on the same spool (it holds 1..8): the agent's PairOpen is
+     * answered only when the mt has said where it is, with the mt's seq */
+    fx_down();
+    fx_up(conf, false, true);
+    F.fmt.got = mt_has;
+    F.fmt.hold_open = true;
+    int before = F.agent.opens;
+    peer_open(&F.agent, 8, 1);
+    RUN_UNTIL(F.loop, F.fmt.held_opens > 0, 5);
+    assert_true(F.fmt.held_opens > 0);
+    RUN_UNTIL(F.loop, false, 0.2);
+    assert_int_equal(F.agent.opens, before); /* no answer yet */
+    peer_open_release(&F.fmt);
+    RUN_UNTIL(F.loop, F.agent.opens > before, 5);
+    assert_int_equal(F.agent.opens, before + 1);
+    assert_int_equal(F.agent.open.durable_seq, 4);
+}
+
+/* relay: a spool that no longer opens (an unsynced one after a power loss)
+ * is started afresh, and the agent resumes where the mt is */
+static void test_relay_spool_afresh(void **state)
+{
+    (void)state;
+    const char *conf = "cache = relay\ncompress = false";
+    fx_up(conf, false, true);
+    F.fmt.auto_ack = true;
+    agent_open(0);
+    RUN_UNTIL(F.loop, F.fmt.sender != NULL, 5);
+    send_wait(1, 8, 0);
+    RUN_UNTIL(F.loop, F.agent.max_durable == 8, 5);
+    assert_int_equal(F.agent.max_durable, 8);
+    fx_down();
+    /* every segment file of the spool gets a garbage header */
+    char path[600];
+    snprintf(path, sizeof path, "%s/ps/p1/spool", F.dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!strstr(e->d_name, ".seg"))
+            continue;
+        int fd = openat(dirfd(d), e->d_name, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, "garbage!garbage!", 16, 0), 16);
+        close(fd);
+        n++;
+    }
+    closedir(d);
+    assert_true(n > 0);
+    fx_up(conf, false, true);
+    F.fmt.got = 8;
+    F.fmt.auto_ack = true;
+    agent_open(8);
+    assert_int_equal(F.agent.open.durable_seq, 8); /* the mt's */
+    send_wait(9, 12, 0);
+    RUN_UNTIL(F.loop, F.agent.max_durable == 12, 5);
+    assert_int_equal(F.agent.max_durable, 12);
+    assert_int_equal(F.fmt.got, 12);
+    assert_int_equal(F.fmt.errors, 0);
+}
+
+/* the same restart in spool mode answers at once with the spool's durable seq */
+static void test_spool_answers_from_spool(void **state)
+{
+    (void)state;
+    const char *conf = "cache = spool\ncompress = false";
+    const uint64_t mt_has = 0;
+    fx_up(conf, false, true);
+    agent_open(0);
+    RUN_UNTIL(F.loop, F.fmt.sender != NULL, 5);
+    send_wait(1, 4, 0);
+    RUN_UNTIL(F.loop, F.agent.max_durable == 4, 5);
+    assert_int_equal(F.agent.max_durable, 4); /* durable in the spool, the mt has acked nothing */
+    fx_down();
+    fx_up(conf, false, true);
+    F.fmt.got = mt_has;
+    F.fmt.hold_open = true;
+    agent_open(4);
+    assert_int_equal(F.agent.open.durable_seq, 4);
+    assert_int_equal(F.fmt.got, 0); /* answered from the spool, the mt still silent */
+}
+
 /* ---- compression, unsolicited acks --------------------------------------------------------- */
 
 /* push 1..@n through ps and the real mt; @return the ps counters */
@@ -716,7 +825,7 @@ static void test_apart_over_links(void **state)
     FILE *f = fopen(ppath, "w");
     assert_non_null(f);
     fprintf(f,
-            "[node]\nname = prim\nroles = agent, ps\ndata_dir = prim\n"
+            "[node]\nname = prim\nroles = agent, ps\ndata_dir = prim\n[ps]\ncache = spool\n"
             "[tls]\nca = ca.crt\ncert = prim.crt\nkey = prim.key\n"
             "[peer sec]\naddress = 127.0.0.1:%u\n%s",
             port, lk);
@@ -804,6 +913,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quota_full_then_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mt_lost_data_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_acks_follow_mt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_answers_from_spool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_spool_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compression_same_replica, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bandwidth_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apart_over_links, setup, teardown),

@@ -12,11 +12,15 @@
  * the folder lock; reset; asynchronous commit jobs (durable never ahead of
  * what the sync covered, appends and rollovers during a sync, a failed sync,
  * stale jobs after a reset or a close) and deferred deletion of trimmed
- * segments (a reopen before the deletion ran, or after part of it). Logs
+ * segments (a reopen before the deletion ran, or after part of it); a
+ * no_sync log never syncs (this binary counts fdatasync and fsync calls by
+ * defining them, which the log's calls bind to) yet reopens whole. Logs
  * live under $TMPDIR (default /dev/shm when
  * present, so the thousand reopens stay fast).
  */
 #include <setjmp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,6 +101,21 @@ static void check_payload(const wrec_hdr_t *h, const uint8_t *stored)
     for (size_t i = 0; i < h->len; i++)
         if (stored[i] != pat(h->seq, i))
             fail_msg("record %" PRIu64 " byte %zu differs", h->seq, i);
+}
+
+/* every fdatasync and fsync of this binary (the log's included) counts here */
+static unsigned nsyncs;
+
+int fdatasync(int fd)
+{
+    nsyncs++;
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+    nsyncs++;
+    return (int)syscall(SYS_fsync, fd);
 }
 
 static seglog_t *open_log(uint64_t seg_max, bool create, bool ro, seglog_rec_fn fn, void *arg)
@@ -831,6 +850,58 @@ static void test_async_commit(void **state)
     seglog_close(l);
 }
 
+/* the same life (create, appends over several rollovers, commits, a trim
+ * with its deletion job, a reset) with and without no_sync */
+static unsigned life_syncs(bool no_sync)
+{
+    seglog_conf_t c = {.seg_max = 64u << 10, .create = true, .defer_unlink = true,
+                       .no_sync = no_sync};
+    seglog_job_t *j = NULL;
+    uint64_t d = 0;
+    unsigned before = nsyncs;
+    seglog_t *l = seglog_open(dir, &c, err, sizeof err);
+    assert_non_null(l);
+    append_range(l, 1, 400, 7); /* 400 x 1 KiB records: several segments */
+    assert_true(seglog_segments(l) > 2);
+    assert_int_equal(seglog_commit_begin(l, &j, err, sizeof err), RT_OK);
+    if (no_sync) {
+        assert_null(j); /* nothing to wait for: durable at once */
+        assert_int_equal(seglog_durable_seq(l), 400);
+    } else {
+        assert_non_null(j);
+        seglog_job_run(j);
+        assert_int_equal(seglog_commit_end(l, j, &d, err, sizeof err), RT_OK);
+        assert_int_equal(d, 400);
+    }
+    append_range(l, 401, 410, 5);
+    assert_int_equal(seglog_commit(l, &d, err, sizeof err), RT_OK);
+    assert_int_equal(d, 410);
+    assert_int_equal(seglog_trim(l, 300, err, sizeof err), RT_OK);
+    assert_int_equal(seglog_reap_begin(l, &j, err, sizeof err), RT_OK);
+    assert_non_null(j);
+    seglog_job_run(j);
+    assert_int_equal(seglog_reap_end(l, j, err, sizeof err), RT_OK);
+    seglog_close(l);
+    /* what was appended is there after a reopen */
+    l = seglog_open(dir, &c, err, sizeof err);
+    assert_non_null(l);
+    assert_int_equal(seglog_last_seq(l), 410);
+    assert_true(seglog_first_seq(l) <= 300);
+    assert_int_equal(seglog_reset(l, 1000, err, sizeof err), RT_OK);
+    seglog_close(l);
+    return nsyncs - before;
+}
+
+static void test_no_sync(void **state)
+{
+    (void)state;
+    assert_true(life_syncs(false) > 10); /* the counter sees the log's syncs */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(life_syncs(true), 0);
+}
+
 static void test_async_commit_rollover(void **state)
 {
     (void)state;
@@ -1076,6 +1147,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_commit_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_unlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_queue_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_sync, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

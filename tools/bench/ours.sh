@@ -99,6 +99,11 @@ demo_start() {
     # shellcheck disable=SC1091
     . "$dir/demo.env"
     export NODECTL_CONF
+    # BENCH_PS_CACHE=spool|relay: the process server's [ps] cache (default:
+    # the product's, auto, which is relay beside the agent)
+    if [ -n "${BENCH_PS_CACHE:-}" ] && ! grep -q '^cache = ' "$PRIMARY_CONF"; then
+        sed -i "/^\[ps\]\$/a cache = $BENCH_PS_CACHE" "$PRIMARY_CONF"
+    fi
     if [ "$mode" = one ]; then
         bg "$LOG/noded-$name.log" "$NODED" --demo "$dir"
         DEMO_PIDS=$BG_PID
