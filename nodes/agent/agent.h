@@ -37,7 +37,7 @@
 #define AGENT_REC_MAX     (1u << 20)   /* data bytes per record: longer writes are split,
                                           sync references are cut at this size */
 #define AGENT_BATCH       (1u << 20)   /* record bytes per WriteBatch, about */
-#define AGENT_WINDOW      (8u << 20)   /* record bytes in flight to the ps, per pair */
+#define AGENT_WINDOW      (32u << 20)  /* record bytes in flight to the ps, per pair (relay: to the mt) */
 #define AGENT_INFLIGHT    32u          /* batches in flight to the ps, per pair */
 #define AGENT_SYNC_AHEAD  (16u << 20)  /* bytes a sync pass may queue beyond the ps's acks */
 #define AGENT_COALESCE_RECS  64u         /* a trickle of writes behind a batch in flight... */
