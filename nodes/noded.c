@@ -72,7 +72,7 @@ static const char usage_text[] =
     "                 management endpoint that nodectl talks to\n"
     "    [peer NAME]  address = IP:PORT of node NAME, one section per peer\n"
     "    [link]       hb_interval (1 s), hb_timeout (5 s), backoff_min (0.1 s),\n"
-    "                 backoff_max (5 s), sndq_high (8M), max_payload (8M)\n"
+    "                 backoff_max (1 s), sndq_high (8M), max_payload (8M)\n"
     "    [trace]      file (trace.pb), max (16M), keep (3): the state trace,\n"
     "                 read it with nodetrace\n"
     "    [agent]      log_max (256M): the write log; when full, the pair\n"

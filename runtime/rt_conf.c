@@ -101,7 +101,7 @@ static const key_schema_t key_schema[] = {
     {"link", "hb_interval", CT_DOUBLE, "1.0", false, "0.01", "3600", NULL},
     {"link", "hb_timeout", CT_DOUBLE, "5.0", false, "0.01", "3600", NULL},
     {"link", "backoff_min", CT_DOUBLE, "0.1", false, "0.001", "3600", NULL},
-    {"link", "backoff_max", CT_DOUBLE, "5.0", false, "0.001", "3600", NULL},
+    {"link", "backoff_max", CT_DOUBLE, "1.0", false, "0.001", "3600", NULL},
     {"link", "sndq_high", CT_SIZE, "8M", false, "64K", "1G", NULL},
     {"link", "max_payload", CT_SIZE, "8M", false, "4K", "16M", NULL},
 

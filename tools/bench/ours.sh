@@ -196,6 +196,11 @@ ours_lag() {
             2>"$LOG/lag-$r.err"); then
             err="failed: lagbench: $(tail -n 1 "$LOG/lag-$r.err")"
             na "ours_lag_r${r}_p99_ms" "$g" "$r MB/s: lag p99" ms "$goal99" "$err"
+            if grep -q 'bitmap mode' "$LOG/lag-$r.err"; then
+                # the log overflowed: the backlog outgrew [agent] log_max
+                record "ours_lag_r${r}_backlog_grows" "$g" "  backlog grows" 1 bool "0" \
+                    "lagbench" "the agent's log overflowed into bitmap mode under the load"
+            fi
             continue
         fi
         printf '%s\n' "$out" >"$LOG/lag-$r.out"
