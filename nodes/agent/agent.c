@@ -1852,7 +1852,9 @@ static int pair_open(agent_t *a, const char *section, const char *name, char *er
     if (!p->bm)
         goto fail;
     snprintf(path, sizeof path, "%s/log", p->dir);
-    uint64_t seg = a->log_max / 8;
+    /* small segments: a rollover syncs the sealed one on the loop, so its
+     * size is the longest stall the log puts on the loop's clients */
+    uint64_t seg = a->log_max / 8 < AGENT_SEG_MAX ? a->log_max / 8 : AGENT_SEG_MAX;
     seglog_conf_t lc = {
         .seg_max = seg < SEGLOG_SEG_MAX_MIN ? SEGLOG_SEG_MAX_MIN
                    : seg > SEGLOG_SEG_MAX_DEFAULT ? SEGLOG_SEG_MAX_DEFAULT : seg,

@@ -42,6 +42,7 @@
 #define AGENT_SYNC_AHEAD  (16u << 20)  /* bytes a sync pass may queue beyond the ps's acks */
 #define AGENT_COALESCE_RECS  64u         /* a trickle of writes behind a batch in flight... */
 #define AGENT_COALESCE_BYTES (256u << 10)  /* ...waits for its ack below these (Nagle) */
+#define AGENT_SEG_MAX     (4u << 20)   /* log segment size, at most (log_max / 8 below) */
 #define AGENT_STALL_S     5.0          /* no ack progress with batches in flight: reopen */
 #define AGENT_HOLD_S      1.0          /* wait after ACK_FULL before trying again */
 
