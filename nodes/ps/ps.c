@@ -347,7 +347,6 @@ static void pair_close(ps_pair_t *p)
     free(p);
 }
 
-/* open the spool of @p (p->dir set); it is created when @create */
 /* delete the files of the spool folder @path (not the folder) */
 static int spool_wipe(const char *path, char *err, size_t errlen)
 {
@@ -368,6 +367,8 @@ static int spool_wipe(const char *path, char *err, size_t errlen)
     return rc;
 }
 
+/* open the spool of @p (p->dir set); it is created when @create, and a
+ * relay spool that does not open is started afresh */
 static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
 {
     char path[PS_PATH_MAX + 16];
