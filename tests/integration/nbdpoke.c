@@ -34,6 +34,7 @@
  * the number of lines checked.
  */
 #include "nodes/agent/nbd_proto.h"
+#include "tests/integration/nbdsock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,62 +51,9 @@
 #include <xxhash.h>
 
 static const char *g_addr, *g_export;
-static char g_why[256];
-
-#define FAILF(...) (snprintf(g_why, sizeof(g_why), __VA_ARGS__), false)
-
-/* ---- socket helpers ------------------------------------------------------------ */
-
 static int dial(void)
 {
-    char host[64];
-    const char *colon = strrchr(g_addr, ':');
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    struct timeval tv = {.tv_sec = 5};
-
-    if (!colon || (size_t)(colon - g_addr) >= sizeof(host))
-        return -1;
-    memcpy(host, g_addr, (size_t)(colon - g_addr));
-    host[colon - g_addr] = '\0';
-    a.sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool put(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return FAILF("send: %s", w < 0 ? strerror(errno) : "closed");
-        b += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool get(int fd, void *p, size_t n)
-{
-    uint8_t *b = p;
-    while (n > 0) {
-        ssize_t r = recv(fd, b, n, 0);
-        if (r <= 0)
-            return FAILF("recv: %s", r < 0 ? strerror(errno) : "server closed");
-        b += r;
-        n -= (size_t)r;
-    }
-    return true;
+    return nbdsock_dial(g_addr, false);
 }
 
 /* The server hangs up: EOF (or a reset) within the receive timeout. */

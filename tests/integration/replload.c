@@ -38,6 +38,7 @@
  * foreign block) fails. Every wait is bounded (5 s per socket operation).
  */
 #include "nodes/agent/nbd_proto.h"
+#include "tests/integration/nbdsock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -160,63 +161,6 @@ static void fill(uint8_t *buf, uint64_t seed, uint64_t c, const op_t *o)
 
 /* ---- NBD client ---------------------------------------------------------------------- */
 
-static char g_why[256];
-#define FAILF(...) (snprintf(g_why, sizeof(g_why), __VA_ARGS__), false)
-
-static int dial(const char *addr)
-{
-    char host[64];
-    const char *colon = strrchr(addr, ':');
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    struct timeval tv = {.tv_sec = 5};
-    int one = 1;
-
-    if (!colon || (size_t)(colon - addr) >= sizeof(host))
-        return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    a.sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool put(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return FAILF("send: %s", w < 0 ? strerror(errno) : "closed");
-        b += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool get(int fd, void *p, size_t n)
-{
-    uint8_t *b = p;
-    while (n > 0) {
-        ssize_t r = recv(fd, b, n, 0);
-        if (r <= 0)
-            return FAILF("recv: %s", r < 0 ? strerror(errno) : "server closed");
-        b += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
 /* fixed newstyle handshake and GO to @name: export size and flags out */
 static bool handshake(int fd, const char *name, uint64_t *size, uint16_t *eflags)
 {
@@ -298,7 +242,7 @@ static int cmd_write(const char *addr, const char *name, uint64_t seed, uint64_t
 
     if (!buf)
         return fprintf(stderr, "replload: out of memory\n"), 1;
-    while ((fd = dial(addr)) < 0) {
+    while ((fd = nbdsock_dial(addr, true)) < 0) {
         if (now_s() - t0 > connect_wait) {
             fprintf(stderr, "replload: cannot connect to %s: %s\n", addr, strerror(errno));
             rc = 3;
