@@ -715,7 +715,31 @@ seglog_t *seglog_open(const char *dir, const seglog_conf_t *conf, char *err, siz
             goto fail;
         }
     } else if (recover(l, conf, bases, n, err, errlen) != RT_OK) {
-        goto fail;
+        if (!conf->no_sync || !conf->create || l->readonly)
+            goto fail;
+        /* an unsynced log that does not recover (a power loss) holds
+         * nothing its owner relies on: start it afresh */
+        char name[NAME_LEN + 8];
+        struct stat st;
+        l->recovered = 0;
+        for (unsigned i = 0; i < n; i++) {
+            seg_name(name, sizeof name, bases[i], "");
+            fdc_drop(l, bases[i]);
+            if (fstatat(l->dirfd, name, &st, 0) == 0)
+                l->recovered += (uint64_t)st.st_size;
+            if (unlinkat(l->dirfd, name, 0) != 0 && errno != ENOENT) {
+                rt_errf(err, errlen, "%s/%s: delete: %s", dir, name, strerror(errno));
+                goto fail;
+            }
+        }
+        l->nsegs = 0;
+        l->nrec = 0;
+        if (l->afd >= 0)
+            close(l->afd);
+        l->afd = -1;
+        if (seg_create(l, first_seq, err, errlen) != RT_OK)
+            goto fail;
+        l->recovered_why = "the log did not recover and was started afresh (no_sync)";
     }
     free(bases);
     l->durable = seglog_last_seq(l);

@@ -90,8 +90,9 @@ typedef struct seglog_conf {
                              server's spool in relay mode): no fdatasync or fsync ever;
                              seglog_commit() and seglog_commit_begin() (which then gives
                              no job) raise durable to the last record at once. After a
-                             power loss such a log may not reopen: its owner starts it
-                             afresh (seglog_reset) instead of trusting it */
+                             power loss such a log may not recover: a writer's open
+                             with create then starts it afresh (empty, first_seq) and
+                             seglog_recovered() says why */
     seglog_rec_fn on_rec; /* called for every record found at open (or NULL) */
     void *arg;            /* for on_rec */
 } seglog_conf_t;

@@ -347,28 +347,7 @@ static void pair_close(ps_pair_t *p)
     free(p);
 }
 
-/* delete the files of the spool folder @path (not the folder) */
-static int spool_wipe(const char *path, char *err, size_t errlen)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return errno == ENOENT ? RT_OK : rt_errf(err, errlen, "%s: %s", path, strerror(errno));
-    int rc = RT_OK;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT) {
-            rc = rt_errf(err, errlen, "%s/%s: delete: %s", path, e->d_name, strerror(errno));
-            break;
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
-/* open the spool of @p (p->dir set); it is created when @create, and a
- * relay spool that does not open is started afresh */
+/* open the spool of @p (p->dir set); it is created when @create */
 static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
 {
     char path[PS_PATH_MAX + 16];
@@ -380,16 +359,11 @@ static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
     seglog_conf_t lc = {.seg_max = p->ps->seg_max, .first_seq = 1, .create = create,
                         .defer_unlink = true, .no_sync = p->ps->relay,
                         .on_rec = rec_seen, .arg = p};
+    /* relay: nothing in an unsynced spool is needed after a crash (the
+     * agent's log holds every record the mt lacks), so one that does not
+     * recover is started afresh by seglog (no_sync with create) */
+    lc.create = create || p->ps->relay;
     p->spool = seglog_open(path, &lc, err, errlen);
-    if (!p->spool && p->ps->relay) {
-        /* an unsynced spool after a power loss: nothing in it is needed (the
-         * agent's log holds every record the mt lacks), start it afresh */
-        rt_log(RT_LOG_WARN, "ps: pair %s: %s; relay spool started afresh", p->id, err);
-        if (spool_wipe(path, err, errlen) != RT_OK)
-            return RT_ERR;
-        lc.create = true;
-        p->spool = seglog_open(path, &lc, err, errlen);
-    }
     if (!p->spool)
         return RT_ERR;
     p->appended = seglog_last_seq(p->spool);
@@ -398,7 +372,7 @@ static int spool_open(ps_pair_t *p, bool create, char *err, size_t errlen)
     const char *why = "";
     uint64_t cut = seglog_recovered(p->spool, &why);
     if (cut)
-        rt_log(RT_LOG_WARN, "ps: pair %s: spool recovery cut %" PRIu64 " bytes of an uncommitted tail (%s)",
+        rt_log(RT_LOG_WARN, "ps: pair %s: spool recovery dropped %" PRIu64 " bytes (%s)",
                p->id, cut, why);
     return RT_OK;
 }

@@ -900,6 +900,39 @@ static void test_no_sync(void **state)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(life_syncs(true), 0);
+
+    /* a no_sync log whose first segment is damaged (what a power loss can
+     * leave) is started afresh by a writer's open with create; a synced
+     * log in the same state is refused */
+    for (int ns = 1; ns >= 0; ns--) {
+        seglog_conf_t c = {.create = true, .no_sync = ns};
+        assert_int_equal(system(cmd), 0);
+        seglog_t *l = seglog_open(dir, &c, err, sizeof err);
+        assert_non_null(l);
+        append_range(l, 1, 20, 4);
+        assert_int_equal(seglog_commit(l, NULL, err, sizeof err), RT_OK);
+        seglog_close(l);
+        char seg[600];
+        snprintf(seg, sizeof seg, "%s/%020d.seg", dir, 1);
+        int fd = open(seg, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, "garbage!garbage!", 16, 0), 16);
+        close(fd);
+        l = seglog_open(dir, &c, err, sizeof err);
+        if (!ns) {
+            assert_null(l);
+            continue;
+        }
+        assert_non_null(l);
+        const char *why = NULL;
+        assert_true(seglog_recovered(l, &why) > 0);
+        assert_non_null(strstr(why, "afresh"));
+        assert_int_equal(seglog_records(l), 0);
+        assert_int_equal(seglog_last_seq(l), 0);
+        append_range(l, 1, 3, 3); /* and it takes records again */
+        assert_int_equal(seglog_last_seq(l), 3);
+        seglog_close(l);
+    }
 }
 
 static void test_async_commit_rollover(void **state)
